@@ -1,0 +1,66 @@
+"""Where blocks run: a dask.distributed client for a scheduler choice.
+
+- ``None`` or ``"local"``: a LocalCluster of worker processes (one per core, one thread each)
+- ``"threads"``: an in-process LocalCluster with one thread per worker slot (needed for
+  ``memory://`` volumes; fine for stages that release the GIL)
+- ``"sync"``: no dask at all, blocks run one after another in this process (debugging)
+- ``"tcp://host:port"`` (or any dask address): an existing cluster, e.g. cloud workers
+- a ``distributed.Client``: used as is
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+
+logger = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def connect(scheduler=None, num_workers: int | None = None):
+    """Yield a ``distributed.Client`` (or None for ``"sync"``) and close what was opened here."""
+    if scheduler == "sync":
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if isinstance(scheduler, Client):
+        yield scheduler
+        return
+    workers = num_workers or default_workers()
+    if scheduler in (None, "local", "threads"):
+        processes = scheduler != "threads"
+        cluster = LocalCluster(
+            n_workers=workers if processes else 1,
+            threads_per_worker=1 if processes else workers,
+            processes=processes,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        client = Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+            cluster.close()
+        return
+    if not isinstance(scheduler, str) or "://" not in scheduler:
+        raise ValueError(
+            f"scheduler {scheduler!r} is not one of 'local', 'threads', 'sync' or a dask address like tcp://host:8786"
+        )
+    try:
+        client = Client(scheduler, timeout="20s")
+    except OSError as exc:
+        raise ConnectionError(f"cannot reach dask scheduler at {scheduler}: {exc}") from None
+    try:
+        yield client
+    finally:
+        client.close()

@@ -1,0 +1,236 @@
+"""``run_blockwise``: run a stage over a Roi block by block, resumably, on dask.distributed.
+
+A stage is a plain function ``stage_fn(block, inputs) -> outputs``: ``inputs`` maps each
+input name to the array read at ``block.read_roi``; it returns a dict mapping output names
+to arrays covering ``block.write_roi`` (or None when it writes elsewhere itself, e.g. a
+table per block). The engine reads, calls, writes, and records a done-marker last, so a
+killed run leaves every marked block valid and the rerun does only the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .blocks import Block, plan_blocks
+from .cluster import connect
+from .coordinate import Coordinate
+from .errors import BlockFailedError
+from .markers import DoneMarkers
+from .roi import Roi
+from .volume import Volume
+
+logger = logging.getLogger(__name__)
+
+StageFn = Callable[[Block, dict], "dict[str, np.ndarray] | None"]
+
+
+@dataclass(frozen=True)
+class BlockwiseResult:
+    task: str
+    total_blocks: int
+    skipped_blocks: int
+    processed_blocks: int
+    seconds: float
+    failures: list = field(default_factory=list)
+
+
+def process_block(stage_fn: StageFn, block: Block, inputs: Mapping[str, Volume],
+                  outputs: Mapping[str, Volume], markers: DoneMarkers) -> str:
+    """Read, compute, write and mark one block. Runs on a worker."""
+    arrays = {name: vol.read(block.read_roi) for name, vol in inputs.items()}
+    result = stage_fn(block, arrays)
+    if result is not None:
+        unknown = set(result) - set(outputs)
+        if unknown:
+            raise KeyError(f"stage returned outputs {sorted(unknown)} that are not among {sorted(outputs)}")
+        for name, data in result.items():
+            outputs[name].write(block.write_roi, data)
+    markers.mark(block)
+    return block.name
+
+
+def run_blockwise(
+    stage_fn: StageFn,
+    total_roi: Roi,
+    block_shape,
+    *,
+    task: str,
+    outputs: Mapping[str, Volume] | None = None,
+    inputs: Mapping[str, Volume] | None = None,
+    context=(0, 0, 0),
+    markers_at: str | None = None,
+    params: dict | None = None,
+    scheduler=None,
+    num_workers: int | None = None,
+    retries: int = 2,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> BlockwiseResult:
+    """Run ``stage_fn`` over ``total_roi`` in blocks of ``block_shape``.
+
+    Parameters
+    ----------
+    stage_fn : the stage, ``stage_fn(block, {name: array}) -> {name: array} | None``.
+    total_roi : Roi to cover, in voxels.
+    block_shape : write shape of a block; a multiple of every output's chunk shape
+        (blocks at the volume edge may be smaller).
+    task : name of the stage run; done-markers live under ``<output>/done/<task>/``.
+    outputs, inputs : volumes by name. Inputs are read at the block's Roi grown by ``context``,
+        clipped to the inputs' common Roi.
+    markers_at : where to keep done-markers when the stage has no output volume.
+    params : stage parameters, recorded in the outputs' metadata and in the run plan.
+    scheduler : None/"local" (LocalCluster of processes), "threads", "sync", a dask
+        address ``tcp://host:port``, or a ``distributed.Client``.
+    retries : how often a failed block is retried before it is reported.
+    overwrite : forget earlier done-markers and recompute every block.
+
+    Raises
+    ------
+    BlockFailedError : when blocks still fail after their retries; finished blocks are kept
+        and a rerun resumes from them. Its ``failures`` list holds (Roi, traceback text).
+    """
+    outputs = dict(outputs or {})
+    inputs = dict(inputs or {})
+    block_shape = Coordinate(block_shape)
+    context = Coordinate(context)
+    _check_volumes(total_roi, block_shape, outputs)
+    _check_memory(inputs, outputs, scheduler)
+    if markers_at is None:
+        if not outputs:
+            raise ValueError("a stage without output volumes needs markers_at= (a directory for done-markers)")
+        markers_at = next(iter(outputs.values())).url.original or next(iter(outputs.values())).url.path
+    markers = DoneMarkers(markers_at, task)
+
+    read_bounds = None
+    for vol in inputs.values():
+        read_bounds = vol.roi if read_bounds is None else read_bounds.intersect(vol.roi)
+    blocks = plan_blocks(total_roi, block_shape, context, read_bounds)
+    _check_alignment(blocks, outputs)
+    plan = {
+        "task": task,
+        "total_roi": [list(total_roi.offset), list(total_roi.shape)],
+        "block_shape": list(block_shape),
+        "context": list(context),
+        "params": _jsonable(params or {}),
+    }
+    markers.check_plan(plan, overwrite)
+    done = markers.done()
+    todo = [b for b in blocks if b.name not in done]
+    skipped = len(blocks) - len(todo)
+    if skipped:
+        logger.info("%s: %d of %d blocks already done, %d to go", task, skipped, len(blocks), len(todo))
+
+    start = time.perf_counter()
+    failures = _execute(stage_fn, todo, inputs, outputs, markers, scheduler, num_workers, retries, progress,
+                        task, len(blocks), skipped)
+    seconds = time.perf_counter() - start
+    result = BlockwiseResult(task, len(blocks), skipped, len(todo) - len(failures), seconds, failures)
+    if failures:
+        first_roi, first_tb = failures[0]
+        raise BlockFailedError(
+            f"{len(failures)} of {len(blocks)} blocks of {task!r} failed after {retries} retries "
+            f"(finished blocks are kept; rerun to resume). First failure, block {first_roi}:\n{first_tb}",
+            failures,
+        )
+    for vol in outputs.values():
+        runs = dict(vol.attrs.get("connecto_runs", {}))
+        runs[task] = {**plan, "seconds": round(seconds, 3), "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        vol.update_attrs({"connecto_runs": runs})
+    return result
+
+
+def _execute(stage_fn, todo, inputs, outputs, markers, scheduler, num_workers, retries, progress,
+             task, total, skipped) -> list:
+    from tqdm.auto import tqdm
+
+    failures = []
+    bar = tqdm(total=total, initial=skipped, unit="block", desc=task, disable=not progress, dynamic_ncols=True)
+    try:
+        with connect(scheduler, num_workers) as client:
+            if client is None:
+                for block in todo:
+                    failures.extend(_run_with_retries(stage_fn, block, inputs, outputs, markers, retries))
+                    bar.update(1)
+                return failures
+            from distributed import as_completed
+
+            futures = {}
+            for block in todo:
+                future = client.submit(process_block, stage_fn, block, inputs, outputs, markers,
+                                       key=f"{task}-{block.name}-{time.time_ns()}", retries=retries, pure=False)
+                futures[future] = block
+            for future in as_completed(futures):
+                if future.status == "error":
+                    exc = future.exception()
+                    tb = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
+                    failures.append((futures[future].write_roi, tb))
+                future.release()
+                bar.update(1)
+    except KeyboardInterrupt:
+        bar.close()
+        logger.warning("%s interrupted; finished blocks are kept, rerun to resume", task)
+        raise
+    finally:
+        bar.close()
+    return failures
+
+
+def _run_with_retries(stage_fn, block, inputs, outputs, markers, retries) -> list:
+    for attempt in range(retries + 1):
+        try:
+            process_block(stage_fn, block, inputs, outputs, markers)
+            return []
+        except Exception:  # noqa: BLE001 - reported with its traceback below
+            if attempt == retries:
+                return [(block.write_roi, traceback.format_exc())]
+    return []
+
+
+def _check_volumes(total_roi, block_shape, outputs) -> None:
+    if any(b <= 0 for b in block_shape):
+        raise ValueError(f"block shape {block_shape} must be > 0 in every axis")
+    for name, vol in outputs.items():
+        if not vol.writable:
+            raise PermissionError(f"output {name!r} ({vol.url}) is opened read-only")
+        if not vol.roi.contains(total_roi):
+            raise ValueError(f"total Roi {total_roi} reaches outside output {name!r} ({vol.url}, Roi {vol.roi})")
+
+
+def _check_alignment(blocks, outputs) -> None:
+    """Every block's write Roi must start on each output's chunk grid, so no two blocks write one chunk."""
+    for name, vol in outputs.items():
+        for block in blocks:
+            try:
+                vol.check_write_roi(block.write_roi)
+            except ValueError as exc:
+                raise type(exc)(f"block shape does not fit output {name!r}: {exc}") from None
+
+
+def _check_memory(inputs, outputs, scheduler) -> None:
+    uses_memory = any(v.format == "memory" for v in [*inputs.values(), *outputs.values()])
+    if uses_memory and scheduler not in ("threads", "sync") and not _is_client(scheduler):
+        raise ValueError("memory:// volumes live in this process only; use scheduler='threads' or 'sync'")
+
+
+def _is_client(scheduler) -> bool:
+    return type(scheduler).__name__ == "Client"
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

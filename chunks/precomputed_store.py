@@ -1,0 +1,107 @@
+"""Neuroglancer precomputed storage for Volumes, through cloud-volume.
+
+cloud-volume indexes x, y, z(, c); this module is the one place that converts to and
+from connecto's zyx (c, z, y, x) arrays. connecto's own metadata lives in
+``connecto.json`` beside the layer's ``info``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .coordinate import Coordinate
+from .fs import filesystem, read_json, write_json
+from .urls import StorageUrl
+from .volume_meta import VolumeMeta
+
+ATTRS_FILE = "connecto.json"
+
+
+def exists(url: StorageUrl) -> bool:
+    return filesystem(url).exists(url.join("info"))
+
+
+def remove(url: StorageUrl) -> None:
+    fs = filesystem(url)
+    if fs.exists(url.path):
+        fs.rm(url.path, recursive=True)
+
+
+def _open_cloudvolume(url: StorageUrl, info=None):
+    from cloudvolume import CloudVolume
+
+    return CloudVolume(
+        url.cloudvolume_path(),
+        mip=0,
+        info=info,
+        bounded=True,
+        fill_missing=True,
+        non_aligned_writes=False,
+        progress=False,
+        parallel=1,
+        cache=False,
+        autocrop=False,
+    )
+
+
+class PrecomputedStore:
+    def __init__(self, url: StorageUrl, cv, meta: VolumeMeta):
+        self.url, self.cv, self.meta = url, cv, meta
+
+    @classmethod
+    def open(cls, url: StorageUrl, writable: bool) -> "PrecomputedStore":
+        cv = _open_cloudvolume(url)
+        scale = cv.info["scales"][0]
+        meta = VolumeMeta(
+            shape=Coordinate(reversed(scale["size"])),
+            dtype=np.dtype(cv.info["data_type"]),
+            voxel_size_nm=Coordinate(int(round(r)) for r in reversed(scale["resolution"])),
+            offset=Coordinate(reversed(scale["voxel_offset"])),
+            chunk_shape=Coordinate(reversed(scale["chunk_sizes"][0])),
+            num_channels=int(cv.info["num_channels"]),
+        )
+        return cls(url, cv, meta)
+
+    @classmethod
+    def create(cls, url: StorageUrl, meta: VolumeMeta, layer_type: str | None = None) -> "PrecomputedStore":
+        from cloudvolume import CloudVolume
+
+        if layer_type is None:
+            layer_type = "segmentation" if meta.dtype.kind in "ui" and meta.dtype.itemsize >= 4 else "image"
+        info = CloudVolume.create_new_info(
+            num_channels=meta.num_channels,
+            layer_type=layer_type,
+            data_type=meta.dtype.name,
+            encoding="raw",
+            resolution=list(reversed(meta.voxel_size_nm)),
+            voxel_offset=list(reversed(meta.offset)),
+            volume_size=list(reversed(meta.shape)),
+            chunk_size=list(reversed(meta.chunk_shape)),
+        )
+        cv = _open_cloudvolume(url, info=info)
+        cv.commit_info()
+        return cls(url, cv, meta)
+
+    def _xyz_slices(self, slices: tuple[slice, ...]) -> tuple[slice, ...]:
+        # connecto slices are relative to the volume's first voxel; cloud-volume's are absolute
+        z, y, x = (slice(s.start + o, s.stop + o) for s, o in zip(slices, self.meta.offset))
+        return (x, y, z)
+
+    def read(self, slices: tuple[slice, ...]) -> np.ndarray:
+        cutout = np.asarray(self.cv[self._xyz_slices(slices)])  # x, y, z, c
+        zyx = cutout.transpose(3, 2, 1, 0)  # c, z, y, x
+        out = zyx[0] if self.meta.num_channels == 1 else zyx
+        return np.ascontiguousarray(out)
+
+    def write(self, slices: tuple[slice, ...], data: np.ndarray) -> None:
+        if self.meta.num_channels == 1:
+            data = data[np.newaxis]
+        self.cv[self._xyz_slices(slices)] = np.asarray(data).transpose(3, 2, 1, 0)
+
+    def attrs(self) -> dict:
+        return read_json(self.url, ATTRS_FILE) or {}
+
+    def update_attrs(self, values: dict) -> None:
+        current = self.attrs()
+        current.update(values)
+        write_json(self.url, ATTRS_FILE, current)

@@ -1,0 +1,172 @@
+"""The ``connecto`` command line.
+
+Every command has ``--help``; errors print one line (``--debug`` shows the traceback);
+exit codes: 0 success, 1 error, 2 usage error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from chunks import BlockFailedError
+
+EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+
+
+class _ConnectoGroup(click.Group):
+    """Turns exceptions into one clear line unless ``--debug`` is given."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("connecto: interrupted; finished blocks are kept, rerun the command to resume", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except Exception as exc:  # noqa: BLE001 - the CLI's one place that reports errors
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"connecto: error: {_one_line(exc)}", err=True)
+            ctx.exit(EXIT_ERROR)
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, BlockFailedError):
+        head = str(exc).splitlines()[0]
+        last = [line for line in exc.failures[0][1].splitlines() if line.strip()][-1]
+        return f"{head} {last} (--debug shows the traceback)"
+    message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    return str(message).splitlines()[0] if str(message) else type(exc).__name__
+
+
+# --- shared options ------------------------------------------------------------------
+
+def _coordinate(name: str):
+    def convert(ctx, param, value):
+        if value is None:
+            return None
+        from chunks import parse_coordinate
+
+        try:
+            return parse_coordinate(value, name=name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+
+    return convert
+
+
+def engine_options(fn):
+    """--scheduler, --workers, --block-shape, --overwrite, --no-progress: the same on every blockwise command."""
+    options = [
+        click.option("--scheduler", default=None, metavar="ADDRESS",
+                     help="dask scheduler: tcp://HOST:PORT for a cluster, 'threads', 'sync'; "
+                          "default: a local cluster with one worker per core"),
+        click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="workers of the local cluster (default: number of cores)"),
+        click.option("--block-shape", callback=_coordinate("block shape"), default=None, metavar="Z,Y,X",
+                     help="voxels per block (a multiple of the output chunk shape)"),
+        click.option("--overwrite", is_flag=True, help="replace an existing, different output and redo all blocks"),
+        click.option("--progress/--no-progress", default=True, help="show a progress bar (default: on)"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.group(cls=_ConnectoGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="show full tracebacks on errors")
+@click.option("-v", "--verbose", count=True, help="more log output (-v info, -vv debug)")
+@click.version_option(package_name="connecto-em", prog_name="connecto")
+def cli(debug: bool, verbose: int) -> None:
+    """connecto: EM volumes to connectomes.
+
+    Volumes are URLs: a local path or file:// (zarr), precomputed://… (Neuroglancer
+    precomputed via cloud-volume), s3://… and gs://… for buckets. Axis order is z,y,x;
+    voxel sizes are in nanometres.
+    """
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # dask logs cluster start/stop at INFO and connection races at shutdown at ERROR:
+    # noise on a terminal unless asked for with -vv
+    logging.getLogger("distributed").setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("out")
+@click.option("--voxel-size", required=True, callback=_coordinate("voxel size"), metavar="Z,Y,X",
+              help="voxel size in nm, z,y,x (e.g. 40,4,4)")
+@click.option("--chunk-shape", callback=_coordinate("chunk shape"), default="64,64,64", show_default=True,
+              metavar="Z,Y,X", help="chunk shape of the output volume in voxels")
+@click.option("--offset", callback=_coordinate("offset"), default=None, metavar="Z,Y,X",
+              help="voxel offset of the volume in the world frame (default 0,0,0)")
+@engine_options
+def ingest(source, out, voxel_size, chunk_shape, offset, scheduler, workers, block_shape, overwrite, progress):
+    """Ingest SOURCE into the volume OUT.
+
+    SOURCE is a directory or glob of 2D images (sorted naturally), a multi-page TIFF,
+    FILE.h5:/DATASET, or a .npy file. OUT is a volume URL (zarr by default).
+    """
+    from connecto.ingest import ingest as run
+
+    vol = run(source, out, voxel_size, chunk_shape=chunk_shape, offset=offset or (0, 0, 0),
+              block_shape=block_shape, scheduler=scheduler, num_workers=workers, overwrite=overwrite,
+              progress=progress)
+    click.echo(f"ingested {source} -> {vol}")
+
+
+@cli.command()
+@click.argument("raw")
+@click.argument("out")
+@click.option("--sigma", "sigma_nm", type=float, required=True, help="Gaussian sigma in nm")
+@engine_options
+def smooth(raw, out, sigma_nm, scheduler, workers, block_shape, overwrite, progress):
+    """Gaussian-smooth the volume RAW into OUT, blockwise (seam-free)."""
+    from chunks import open_volume
+    from connecto.stages.smooth import smooth_volume
+
+    vol = smooth_volume(open_volume(raw), out, sigma_nm, block_shape=block_shape, scheduler=scheduler,
+                        num_workers=workers, overwrite=overwrite, progress=progress)
+    click.echo(f"smoothed {raw} -> {vol}")
+
+
+@cli.command()
+@click.argument("url")
+def info(url):
+    """Print what the volume at URL is: format, shape, dtype, voxel size, chunks, runs."""
+    import json
+
+    from chunks import open_volume
+
+    vol = open_volume(url)
+    click.echo(repr(vol))
+    runs = vol.attrs.get("connecto_runs", {})
+    for task, run in runs.items():
+        click.echo(f"  run {task}: {json.dumps({k: run[k] for k in ('params', 'seconds', 'finished') if k in run})}")
+
+
+@cli.command()
+@click.option("--out", "out_dir", default="demo-output", show_default=True, help="directory for the demo's outputs")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="local workers (default: cores)")
+@click.option("--overwrite", is_flag=True, help="start again instead of resuming")
+def demo(out_dir, workers, overwrite):
+    """Run the embedded demo on generated data and print where the outputs are."""
+    from connecto.demo import run_demo
+
+    run_demo(out_dir, num_workers=workers, overwrite=overwrite)
+
+
+def main(argv=None) -> int:
+    try:
+        cli.main(args=argv, prog_name="connecto", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

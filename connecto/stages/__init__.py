@@ -1,0 +1,1 @@
+"""Pipeline stages: pure functions over arrays, plus their blockwise wrappers."""
