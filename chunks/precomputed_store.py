@@ -27,11 +27,31 @@ def remove(url: StorageUrl) -> None:
         fs.rm(url.path, recursive=True)
 
 
+def cloudvolume_path(url: StorageUrl) -> str:
+    """The path as cloud-volume spells it.
+
+    cloud-volume has no ``s3://http://host/`` form (cloud-files has), so an S3 endpoint is
+    reached through a cloud-files alias named after the endpoint, registered in this process.
+    """
+    if url.protocol == "file":
+        return "file://" + url.path
+    if url.endpoint:
+        import hashlib
+
+        import cloudfiles.paths
+
+        alias = "s3ep" + hashlib.sha1(url.endpoint.encode()).hexdigest()[:10]
+        if alias not in cloudfiles.paths.ALIASES:
+            cloudfiles.paths.add_alias(alias, f"s3://{url.endpoint}/")
+        return f"{alias}://{url.path.split('://', 1)[1]}"
+    return url.path
+
+
 def _open_cloudvolume(url: StorageUrl, info=None):
     from cloudvolume import CloudVolume
 
     return CloudVolume(
-        url.cloudvolume_path(),
+        cloudvolume_path(url),
         mip=0,
         info=info,
         bounded=True,

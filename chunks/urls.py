@@ -37,22 +37,11 @@ class StorageUrl:
     def is_local(self) -> bool:
         return self.protocol == "file"
 
-    def fsspec_url(self) -> str:
-        return self.path if self.protocol != "file" else self.path
-
     def storage_options(self) -> dict:
         options: dict = {}
         if self.endpoint:
             options["endpoint_url"] = self.endpoint
         return options
-
-    def cloudvolume_path(self) -> str:
-        """The path as cloud-volume/cloud-files spell it (``s3://http://host/bucket/...``)."""
-        if self.protocol == "file":
-            return "file://" + self.path
-        if self.endpoint:
-            return f"{self.protocol}://{self.endpoint}/{self.path.split('://', 1)[1]}"
-        return self.path
 
     def join(self, *parts: str) -> str:
         """A child location as a plain string usable by fsspec."""

@@ -1,0 +1,14 @@
+"""Segmentation: affinities -> fragments -> region graph -> merge history -> segments.
+
+One module per job; each stage is a pure function over arrays or tables, with its
+blockwise wrapper in :mod:`connecto.segment.blockwise`:
+
+- :mod:`.affinities`: affinity conventions, input checks, affinities from labels (tests)
+- :mod:`.fragments`: seam-free watershed on affinities (and scikit-image / mutex baselines)
+- :mod:`.region_graph`: contacts and affinity statistics between touching fragments
+- :mod:`.agglomerate`: mean-affinity hierarchy (waterz semantics), mutex watershed on the graph
+- :mod:`.relabel`: a fragment -> segment mapping applied to voxels (fastremap)
+- :mod:`.evaluate`: VOI split/merge, adapted Rand error, worst objects
+
+Nothing heavy is imported here; import the submodules you use.
+"""

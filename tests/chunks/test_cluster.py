@@ -1,0 +1,107 @@
+"""Cloud-worker mode for real: a dask scheduler and two dask workers as separate processes."""
+
+import functools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chunks import create_volume, open_volume, run_blockwise
+
+DASK = Path(sys.executable).parent / "dask"
+
+
+def slow_invert(delay, block, inputs):
+    import time as _time
+
+    _time.sleep(delay)
+    return {"out": 255 - inputs["raw"][block.write_slices()]}
+
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args, log):
+    # as on a real cluster, workers run the same code: this test module is importable there
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    if not DASK.exists() and not shutil.which("dask"):
+        pytest.skip("the dask command line (distributed) is not installed")
+    dask = str(DASK) if DASK.exists() else shutil.which("dask")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    log = open(tmp_path / "cluster.log", "w")
+    procs = [_start([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], log)]
+    time.sleep(1.0)
+    workers = [
+        _start([dask, "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--no-nanny",
+                "--name", f"w{i}"], log)
+        for i in range(2)
+    ]
+    procs += workers
+    from distributed import Client
+
+    client = Client(address, timeout="30s")
+    client.wait_for_workers(2, timeout=60)
+    try:
+        yield address, client, workers
+    finally:
+        client.close()
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_run_on_a_tcp_cluster_survives_a_killed_worker(tmp_path, dask_cluster):
+    address, client, workers = dask_cluster
+    raw = create_volume(str(tmp_path / "raw.zarr"), (16, 32, 32), "uint8", (8, 8, 8), chunk_shape=(4, 8, 8))
+    raw.write(raw.roi, np.random.default_rng(1).integers(0, 256, (16, 32, 32)).astype(np.uint8))
+    out = create_volume(str(tmp_path / "out.zarr"), raw.shape, "uint8", (8, 8, 8), chunk_shape=(4, 8, 8))
+    marker_dir = tmp_path / "out.zarr" / "done" / "invert"
+
+    import threading
+
+    killed = {}
+
+    def kill_one_worker_mid_run():
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if marker_dir.exists() and len(list(marker_dir.glob("*_*_*"))) >= 6:
+                killed["at"] = len(list(marker_dir.glob("*_*_*")))
+                os.killpg(workers[0].pid, signal.SIGKILL)
+                return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_one_worker_mid_run)
+    killer.start()
+    # the same string a user passes as --scheduler tcp://127.0.0.1:PORT
+    result = run_blockwise(functools.partial(slow_invert, 0.1), raw.roi, (4, 8, 8), task="invert",
+                           inputs={"raw": raw}, outputs={"out": out}, scheduler=address, progress=False)
+    killer.join()
+    assert 6 <= killed.get("at", 0) < 64, "a worker must have been killed mid-run"
+    assert workers[0].poll() is not None
+    assert result.processed_blocks == result.total_blocks == 64
+    assert np.array_equal(open_volume(str(tmp_path / "out.zarr")).read(), 255 - raw.read())
