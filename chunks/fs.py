@@ -20,6 +20,8 @@ def filesystem(url: StorageUrl):
         return fsspec.filesystem("s3", client_kwargs=options, skip_instance_cache=False)
     if url.protocol == "gs":
         return fsspec.filesystem("gs")
+    if url.protocol == "memory":  # markers of memory:// volumes, in this process
+        return fsspec.filesystem("memory")
     raise ValueError(f"no filesystem for {url}")
 
 

@@ -23,6 +23,15 @@ def exists(name: str) -> bool:
 def remove(name: str) -> None:
     with _LOCK:
         _VOLUMES.pop(name, None)
+    _forget_markers(name)
+
+
+def _forget_markers(name: str) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    if fs.exists(name):
+        fs.rm(name, recursive=True)
 
 
 class MemoryStore:
@@ -42,6 +51,7 @@ class MemoryStore:
         channel = (meta.num_channels,) if meta.num_channels > 1 else ()
         data = np.full(channel + tuple(meta.shape), fill_value, dtype=meta.dtype)
         store = cls(name, data, meta)
+        _forget_markers(name)  # a new volume starts with no finished blocks
         with _LOCK:
             _VOLUMES[name] = store
         return store

@@ -7,6 +7,7 @@ exit codes: 0 success, 1 error, 2 usage error, 130 interrupted.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -92,7 +93,9 @@ def cli(debug: bool, verbose: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     # dask logs cluster start/stop at INFO and connection races at shutdown at ERROR:
     # noise on a terminal unless asked for with -vv
-    logging.getLogger("distributed").setLevel(logging.DEBUG if verbose >= 2 else logging.CRITICAL)
+    # (dask configures its loggers when first imported, from this setting)
+    if verbose < 2:
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
 
 
 @cli.command()

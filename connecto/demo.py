@@ -50,6 +50,7 @@ def write_png_stack(volume: np.ndarray, directory: str) -> None:
 
 def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = False) -> dict:
     from chunks import open_volume
+    from chunks.cluster import connect
     from connecto.ingest import ingest
     from connecto.stages.smooth import smooth_volume
 
@@ -60,15 +61,16 @@ def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = Fal
         click.echo(f"generating a {DEMO_SHAPE} EM-like volume as a PNG stack in {stack_dir}")
         write_png_stack(generate_demo_raw(), stack_dir)
     raw_url = os.path.join(out_dir, "raw.zarr")
-    click.echo("ingesting the stack into zarr and Neuroglancer precomputed")
-    raw = ingest(stack_dir, raw_url, DEMO_VOXEL_SIZE_NM, chunk_shape=(32, 64, 64),
-                 num_workers=num_workers, overwrite=overwrite)
     precomputed_url = "precomputed://file://" + os.path.join(out_dir, "raw_precomputed")
-    ingest(stack_dir, precomputed_url, DEMO_VOXEL_SIZE_NM, chunk_shape=(32, 64, 64),
-           num_workers=num_workers, overwrite=overwrite)
-    click.echo("smoothing blockwise (sigma 12 nm) on a local dask cluster")
-    smoothed = smooth_volume(raw, os.path.join(out_dir, "smoothed.zarr"), 12.0,
-                             num_workers=num_workers, overwrite=overwrite)
+    with connect(None, num_workers) as client:  # one local cluster for every stage
+        click.echo("ingesting the stack into zarr and Neuroglancer precomputed")
+        raw = ingest(stack_dir, raw_url, DEMO_VOXEL_SIZE_NM, chunk_shape=(32, 64, 64),
+                     scheduler=client, overwrite=overwrite)
+        ingest(stack_dir, precomputed_url, DEMO_VOXEL_SIZE_NM, chunk_shape=(32, 64, 64),
+               scheduler=client, overwrite=overwrite)
+        click.echo("smoothing blockwise (sigma 12 nm) on the local dask cluster")
+        smoothed = smooth_volume(raw, os.path.join(out_dir, "smoothed.zarr"), 12.0,
+                                 scheduler=client, overwrite=overwrite)
     same = bool(np.array_equal(open_volume(precomputed_url).read(), raw.read()))
     seconds = time.perf_counter() - start
     click.echo("")
