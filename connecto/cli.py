@@ -13,6 +13,8 @@ import sys
 import click
 
 from chunks import BlockFailedError
+from chunks.cli_options import coordinate_option as _coordinate
+from chunks.cli_options import engine_options
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 
@@ -42,40 +44,6 @@ def _one_line(exc: BaseException) -> str:
         return f"{head} {last} (--debug shows the traceback)"
     message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
     return str(message).splitlines()[0] if str(message) else type(exc).__name__
-
-
-# --- shared options ------------------------------------------------------------------
-
-def _coordinate(name: str):
-    def convert(ctx, param, value):
-        if value is None:
-            return None
-        from chunks import parse_coordinate
-
-        try:
-            return parse_coordinate(value, name=name)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
-
-    return convert
-
-
-def engine_options(fn):
-    """--scheduler, --workers, --block-shape, --overwrite, --no-progress: the same on every blockwise command."""
-    options = [
-        click.option("--scheduler", default=None, metavar="ADDRESS",
-                     help="dask scheduler: tcp://HOST:PORT for a cluster, 'threads', 'sync'; "
-                          "default: a local cluster with one worker per core"),
-        click.option("--workers", type=click.IntRange(min=1), default=None,
-                     help="workers of the local cluster (default: number of cores)"),
-        click.option("--block-shape", callback=_coordinate("block shape"), default=None, metavar="Z,Y,X",
-                     help="voxels per block (a multiple of the output chunk shape)"),
-        click.option("--overwrite", is_flag=True, help="replace an existing, different output and redo all blocks"),
-        click.option("--progress/--no-progress", default=True, help="show a progress bar (default: on)"),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
 
 
 @click.group(cls=_ConnectoGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -161,6 +129,16 @@ def demo(out_dir, workers, overwrite):
     from connecto.demo import run_demo
 
     run_demo(out_dir, num_workers=workers, overwrite=overwrite)
+
+
+def _register_commands() -> None:
+    from training.cli import predict, train
+
+    for command in (train, predict):
+        cli.add_command(command)
+
+
+_register_commands()
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+import torch
+
+from chunks import IncompatibleVolumeError, create_volume, open_volume
+from tests.training.conftest import voronoi_volume
+from training.checkpoint import save_checkpoint
+from training.config import ModelConfig
+from training.predict import _cached_model, predict_padded, predict_volume
+from training.unet import UNet3d
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    config = ModelConfig(widths=(4, 8, 16), downsample=((1, 2, 2), (2, 2, 2)))
+    path = str(tmp_path / "model.pt")
+    save_checkpoint(path, UNet3d(config), config, step=0, voxel_size_nm=(8, 8, 8))
+    return path
+
+
+@pytest.fixture
+def raw_volume(tmp_path):
+    raw, _ = voronoi_volume(shape=(20, 56, 48))
+    vol = create_volume(str(tmp_path / "raw.zarr"), raw.shape, "uint8", (8, 8, 8), chunk_shape=(4, 8, 8))
+    vol.write(vol.roi, raw)
+    return vol
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_blockwise_prediction_has_no_seams(tmp_path, checkpoint, raw_volume, autocast):
+    context = (4, 16, 16)
+    out = predict_volume(checkpoint, raw_volume, str(tmp_path / "aff.zarr"), block_shape=(8, 16, 16),
+                         context=context, scheduler="threads", num_workers=2, progress=False, autocast=autocast)
+    blockwise = open_volume(str(tmp_path / "aff.zarr")).read().astype(np.float64) / 255
+    model, device = _cached_model(checkpoint, 0.0, None)
+    whole = predict_padded(model, device, raw_volume.read(), context, context, (2, 4, 4), autocast)
+    assert blockwise.shape == (3, 20, 56, 48) and out.num_channels == 3
+    # uint8 storage rounds by at most 0.5/255; seams would add more
+    assert np.abs(blockwise - whole).max() < 1 / 255
+
+
+def test_raw_of_other_dtype_or_voxel_size_is_refused(tmp_path, checkpoint):
+    other = create_volume(str(tmp_path / "r16.zarr"), (8, 16, 16), "uint16", (8, 8, 8))
+    with pytest.raises(ValueError, match=r"raw .*r16.zarr is uint16, but the model in .*model.pt was trained on uint8"):
+        predict_volume(checkpoint, other, str(tmp_path / "a.zarr"), scheduler="sync", progress=False)
+    coarse = create_volume(str(tmp_path / "r40.zarr"), (8, 16, 16), "uint8", (40, 8, 8))
+    with pytest.raises(ValueError, match=r"voxel size \(40, 8, 8\) nm, but the model .* was trained at \(8, 8, 8\) nm"):
+        predict_volume(checkpoint, coarse, str(tmp_path / "a.zarr"), scheduler="sync", progress=False)
+
+
+def test_existing_output_of_other_shape_is_refused(tmp_path, checkpoint, raw_volume):
+    create_volume(str(tmp_path / "aff.zarr"), (4, 4, 4), "uint8", (8, 8, 8), num_channels=3)
+    with pytest.raises(IncompatibleVolumeError, match="aff.zarr already exists with different properties"):
+        predict_volume(checkpoint, raw_volume, str(tmp_path / "aff.zarr"), scheduler="sync", progress=False)
+
+
+def test_block_shape_must_fit_the_pooling(tmp_path, checkpoint, raw_volume):
+    with pytest.raises(ValueError, match=r"block shape \(3, 8, 8\) must be a multiple of the model's pooling factors \(2, 4, 4\)"):
+        predict_volume(checkpoint, raw_volume, str(tmp_path / "a.zarr"), block_shape=(3, 8, 8), scheduler="sync",
+                       progress=False)

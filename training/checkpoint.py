@@ -1,0 +1,81 @@
+"""Checkpoints: config + weights (+ optimizer and step for resuming), loaded with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+from .config import ModelConfig, config_to_dict
+
+FORMAT = "connecto-affinities-v1"
+
+
+def save_checkpoint(path: str, model, model_config: ModelConfig, *, step: int, optimizer=None,
+                    raw_dtype: str = "uint8", voxel_size_nm=None, extra: dict | None = None) -> None:
+    """Write atomically (temp file + rename): a crash never leaves a half-written checkpoint."""
+    import torch
+
+    state = {
+        "format": FORMAT,
+        "model_config": _plain(config_to_dict(model_config)),
+        "model": model.state_dict(),
+        "step": int(step),
+        "raw_dtype": raw_dtype,
+        "voxel_size_nm": list(voxel_size_nm) if voxel_size_nm is not None else None,
+        "extra": extra or {},
+    }
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str, expected_config: ModelConfig | None = None, map_location="cpu") -> dict:
+    """Load a checkpoint safely; refuse one whose model differs from ``expected_config``."""
+    import torch
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
+        raise ValueError(f"cannot load checkpoint {path!r}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path!r} is not a connecto affinity checkpoint (format {FORMAT})")
+    config = model_config_from_checkpoint(state)
+    if expected_config is not None and config != expected_config:
+        diffs = [f"{k}: checkpoint {getattr(config, k)} != config {getattr(expected_config, k)}"
+                 for k in config_to_dict(config) if getattr(config, k) != getattr(expected_config, k)]
+        raise ValueError(f"checkpoint {path!r} was trained with another model ({'; '.join(diffs)}); "
+                         "use the config it was trained with or start a new out_dir")
+    return state
+
+
+def model_config_from_checkpoint(state: dict) -> ModelConfig:
+    return ModelConfig(**state["model_config"])
+
+
+def build_model(state: dict):
+    from .unet import UNet3d
+
+    model = UNet3d(model_config_from_checkpoint(state))
+    model.load_state_dict(state["model"])
+    return model
+
+
+def latest_checkpoint(out_dir: str) -> str | None:
+    paths = glob.glob(os.path.join(out_dir, "checkpoint_*.pt"))
+    if not paths:
+        return None
+    return max(paths, key=lambda p: int(re.search(r"checkpoint_(\d+)\.pt$", p).group(1)))
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,135 @@
+"""Training data: volumes loaded once, patches sampled reproducibly by step number.
+
+Every batch is a function of (seed, step) only, so a run resumed from a checkpoint sees
+exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from chunks import open_volume
+from chunks.sources import open_source
+
+from .augment import augment
+from .config import ModelConfig, TrainConfig, VolumeSpec
+from .targets import affinities_from_labels, balance_weights, membranes_to_labels
+
+
+@dataclass
+class TrainingVolume:
+    raw: np.ndarray  # float32 [0, 1]
+    labels: np.ndarray  # uint64, 0 = unlabelled (or boundary when background_is_boundary)
+    voxel_size_nm: tuple[int, int, int]
+    background_is_boundary: bool
+    train_z: tuple[int, int]
+    validation_z: tuple[int, int] | None
+
+
+def read_array(spec: str) -> np.ndarray:
+    """A whole array from a volume URL or an ingest spec (FILE.h5:/dataset, .npy, .tif, stack)."""
+    try:
+        return open_source(spec).read(open_source(spec).roi)
+    except (FileNotFoundError, ValueError, KeyError, OSError) as source_error:
+        try:
+            return open_volume(spec).read()
+        except FileNotFoundError:
+            raise source_error from None
+
+
+def normalize_raw(raw: np.ndarray) -> np.ndarray:
+    """uint8 (or any integer) raw to float32 in [0, 1]; the same in training and prediction."""
+    if raw.dtype == np.uint8:
+        return raw.astype(np.float32) / 255.0
+    if np.issubdtype(raw.dtype, np.integer):
+        return raw.astype(np.float32) / float(np.iinfo(raw.dtype).max)
+    return raw.astype(np.float32)
+
+
+def load_volume(spec: VolumeSpec) -> TrainingVolume:
+    raw = read_array(spec.raw)
+    labels = read_array(spec.labels)
+    membranes = labels.dtype in (np.uint8, np.bool_) and labels.max() <= 1
+    if membranes:
+        labels = membranes_to_labels(labels)
+    labels = labels.astype(np.uint64)
+    z_end = spec.labelled_z[1] if spec.labelled_z else labels.shape[0]
+    z_begin = spec.labelled_z[0] if spec.labelled_z else 0
+    z_end = min(z_end, labels.shape[0], raw.shape[0])
+    if labels.shape[1:] != raw.shape[1:]:
+        raise ValueError(f"labels {spec.labels} of shape {labels.shape} do not match raw {spec.raw} of shape {raw.shape} in y, x")
+    val = tuple(spec.validation_slab_z) if spec.validation_slab_z else None
+    if val and not (z_begin <= val[0] < val[1] <= z_end):
+        raise ValueError(f"validation_slab_z {val} must lie inside the labelled z range [{z_begin}, {z_end})")
+    train_z = (z_begin, val[0]) if val and val[1] == z_end else (z_begin, z_end)
+    if val and val[1] != z_end and val[0] != z_begin:
+        raise ValueError(f"validation_slab_z {val} must be at the start or end of the labelled range [{z_begin}, {z_end})")
+    if val and val[0] == z_begin and val[1] != z_end:
+        train_z = (val[1], z_end)
+    return TrainingVolume(normalize_raw(raw), labels, tuple(spec.voxel_size_nm), membranes, train_z, val)
+
+
+def sample_patch(volume: TrainingVolume, z_range, shape, rng, min_labelled: float, tries: int = 50):
+    """A random patch inside ``z_range`` with at least ``min_labelled`` of its voxels labelled."""
+    z0, z1 = z_range
+    if z1 - z0 < shape[0] or any(s < p for s, p in zip(volume.raw.shape[1:], shape[1:])):
+        raise ValueError(f"patch shape {tuple(shape)} does not fit the volume part z {z_range} x {volume.raw.shape[1:]}")
+    for _ in range(tries):
+        begin = (rng.integers(z0, z1 - shape[0] + 1),
+                 rng.integers(0, volume.raw.shape[1] - shape[1] + 1),
+                 rng.integers(0, volume.raw.shape[2] - shape[2] + 1))
+        sl = tuple(slice(b, b + s) for b, s in zip(begin, shape))
+        labels = volume.labels[sl]
+        if volume.background_is_boundary or (labels != 0).mean() >= min_labelled:
+            return volume.raw[sl], labels
+    return volume.raw[sl], labels  # the last try: better some data than none
+
+
+def make_batch(volumes, model: ModelConfig, train: TrainConfig, step: int, validation: bool = False):
+    """(raw, target, weights, mask) arrays for one step, deterministic in (seed, step)."""
+    rng = np.random.default_rng([train.seed, step, int(validation)])
+    raws, targets, weights, masks = [], [], [], []
+    for _ in range(train.batch_size):
+        vol = volumes[rng.integers(0, len(volumes))] if not validation else volumes[0]
+        z_range = vol.validation_z if validation else vol.train_z
+        raw, labels = sample_patch(vol, z_range, train.patch_shape, rng, train.min_labelled_fraction)
+        if train.augment and not validation:
+            raw, labels = augment(raw, labels, rng)
+        aff, mask = affinities_from_labels(labels, model.offsets, vol.background_is_boundary)
+        if vol.background_is_boundary:
+            # per-section labels say nothing about links across sections
+            for c, off in enumerate(model.offsets):
+                if off[0] != 0:
+                    mask[c] = 0
+        raws.append(raw[np.newaxis])
+        targets.append(aff)
+        masks.append(mask)
+        weights.append(balance_weights(aff, mask) * mask)
+    return tuple(np.stack(a).astype(np.float32) for a in (raws, targets, weights, masks))
+
+
+class Prefetcher:
+    """Builds the batches of steps start..end in a background thread, in order."""
+
+    def __init__(self, fn, start: int, end: int, depth: int = 2):
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._run, args=(fn, start, end), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, start, end):
+        for step in range(start, end):
+            try:
+                self._queue.put((step, fn(step), None))
+            except Exception as exc:  # noqa: BLE001 - handed to the training loop
+                self._queue.put((step, None, exc))
+                return
+
+    def get(self):
+        step, batch, error = self._queue.get()
+        if error is not None:
+            raise error
+        return step, batch

@@ -1,0 +1,137 @@
+"""Blockwise affinity prediction through the engine, seam-free.
+
+Each block reads its write Roi grown by ``context`` voxels (missing context at the volume
+edge is mirrored), runs the U-Net (same padding) on that, and keeps the centre. Block
+origins and context are multiples of the network's pooling factors, so every block sees
+the pooling grid of a whole-volume prediction; with enough context the result equals
+predicting the volume in one piece (``tests/training/test_predict.py`` measures the
+largest difference: below 1/255). Affinities are written as uint8 (0..255 = 0..1).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import numpy as np
+
+from chunks import Coordinate, Volume, create_volume, run_blockwise
+
+from .checkpoint import build_model, load_checkpoint, model_config_from_checkpoint
+from .data import normalize_raw
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONTEXT = (8, 16, 16)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_model(checkpoint: str, mtime: float, threads: int | None):
+    """One model per worker process (and checkpoint file version)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    state = load_checkpoint(checkpoint)
+    model = build_model(state).eval()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device), device
+
+
+def forward(model, device, raw: np.ndarray, autocast: bool = True) -> np.ndarray:
+    """Affinity probabilities (float32, c, z, y, x) for a normalised raw array (z, y, x)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32))[None, None].to(device)
+    with torch.inference_mode():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            logits = model(x)
+        return torch.sigmoid(logits.float())[0].cpu().numpy()
+
+
+def to_uint8(probabilities: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(probabilities * 255.0), 0, 255).astype(np.uint8)
+
+
+def predict_padded(model, device, raw: np.ndarray, before, after, factor, autocast: bool = True) -> np.ndarray:
+    """Predict on ``raw`` mirrored by ``before``/``after`` voxels, then padded up to a multiple of ``factor``.
+
+    Returns probabilities for the un-padded ``raw`` region.
+    """
+    padded_shape = [b + s + a for b, s, a in zip(before, raw.shape, after)]
+    extra = [(-s) % f for s, f in zip(padded_shape, factor)]
+    pad = [(b, a + e) for b, a, e in zip(before, after, extra)]
+    x = np.pad(normalize_raw(raw), pad, mode="symmetric") if any(p != (0, 0) for p in pad) else normalize_raw(raw)
+    out = forward(model, device, x, autocast)
+    sl = tuple(slice(b, b + s) for b, s in zip(before, raw.shape))
+    return out[(slice(None), *sl)]
+
+
+def predict_block(checkpoint, context, factor, autocast, threads, block, inputs):
+    model, device = _cached_model(checkpoint, os.path.getmtime(checkpoint), threads)
+    before, after = block.missing_context(context)
+    probabilities = predict_padded(model, device, inputs["raw"], before, after, factor, autocast)
+    return {"affinities": to_uint8(probabilities[(slice(None), *block.write_slices())])}
+
+
+def check_raw(raw: Volume, state: dict, checkpoint: str) -> None:
+    """Refuse raw data that differs from what the model was trained on."""
+    if str(raw.dtype) != state.get("raw_dtype", "uint8"):
+        raise ValueError(f"raw {raw.url} is {raw.dtype}, but the model in {checkpoint} was trained on "
+                         f"{state.get('raw_dtype')} images; convert the raw volume first")
+    trained = state.get("voxel_size_nm")
+    if trained is not None and tuple(trained) != tuple(raw.voxel_size_nm):
+        raise ValueError(f"raw {raw.url} has voxel size {tuple(raw.voxel_size_nm)} nm, but the model in {checkpoint} "
+                         f"was trained at {tuple(trained)} nm; resample the raw volume or use a matching model")
+
+
+def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=None, context=DEFAULT_CONTEXT,
+                   chunk_shape=None, scheduler=None, num_workers=None, overwrite=False, progress=True,
+                   autocast: bool = True, threads_per_worker: int | None = 1, roi=None) -> Volume:
+    """Predict affinities of ``raw`` with the model in ``checkpoint`` into a uint8 Volume at ``out_url``."""
+    checkpoint = os.path.abspath(checkpoint)
+    state = load_checkpoint(checkpoint)
+    config = model_config_from_checkpoint(state)
+    check_raw(raw, state, checkpoint)
+    factor = Coordinate(config.total_downsample)
+    context = Coordinate(context).ceil_div(factor) * factor
+    chunk_shape = Coordinate(chunk_shape or raw.chunk_shape)
+    if block_shape is None:
+        block_shape = default_block_shape(raw.shape, chunk_shape, factor)
+    block_shape = Coordinate(block_shape)
+    if any(b % f for b, f in zip(block_shape, factor)):
+        raise ValueError(f"block shape {block_shape} must be a multiple of the model's pooling factors {factor}")
+    out = create_volume(out_url, raw.shape, "uint8", raw.voxel_size_nm, offset=raw.offset,
+                        chunk_shape=chunk_shape, num_channels=config.out_channels, overwrite=overwrite,
+                        layer_type="image")
+    roi = raw.roi if roi is None else roi
+    stage = functools.partial(predict_block, checkpoint, tuple(context), tuple(factor), autocast, threads_per_worker)
+    run_blockwise(stage, roi, block_shape, task="predict", inputs={"raw": raw}, outputs={"affinities": out},
+                  context=context, scheduler=scheduler, num_workers=num_workers, overwrite=overwrite,
+                  progress=progress,
+                  params={"checkpoint": checkpoint, "context": list(context), "autocast": autocast,
+                          "offsets": [list(o) for o in config.offsets]})
+    out.update_attrs({"affinity_offsets": [list(o) for o in config.offsets]})
+    return out
+
+
+def default_block_shape(shape, chunk_shape, factor, target_voxels: int = 4 * 1024**2) -> Coordinate:
+    """Large blocks (about ``target_voxels``) keep the context overhead small; multiples of chunks and factors."""
+    from math import lcm
+
+    unit = Coordinate(lcm(c, f) for c, f in zip(chunk_shape, factor))
+    block = Coordinate(min(s, u) for s, u in zip(shape, unit)).ceil_div(unit) * unit
+    while block.prod() < target_voxels:
+        grown = False
+        for axis in (2, 1, 0):
+            if block[axis] < shape[axis]:
+                candidate = list(block)
+                candidate[axis] += unit[axis]
+                block = Coordinate(candidate)
+                grown = True
+                if block.prod() >= target_voxels:
+                    break
+        if not grown:
+            break
+    return block

@@ -1,0 +1,85 @@
+"""Training targets: affinities from label volumes, masks, and class-balancing weights."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import NEIGHBOUR_OFFSETS
+
+
+def _shifted_pairs(shape, offset):
+    """Slices (here, there) so that ``a[here]`` and ``a[there]`` are voxel pairs at ``offset``."""
+    here, there = [], []
+    for size, o in zip(shape, offset):
+        if o <= 0:
+            here.append(slice(-o, size))
+            there.append(slice(0, size + o))
+        else:
+            here.append(slice(0, size - o))
+            there.append(slice(o, size))
+    return tuple(here), tuple(there)
+
+
+def affinities_from_labels(labels: np.ndarray, offsets=NEIGHBOUR_OFFSETS, background_is_boundary: bool = False):
+    """Affinity targets and mask for ``labels`` (zyx, 0 = unlabelled).
+
+    ``aff[c, p] = 1`` when voxel p and p + offsets[c] carry the same non-zero label.
+    The mask is 1 where both voxels are labelled (and the neighbour exists); with
+    ``background_is_boundary`` label 0 is a real boundary (membrane maps, e.g. ISBI)
+    and counts as labelled with affinity 0.
+
+    >>> labels = np.array([[[1, 1, 2]]])
+    >>> aff, mask = affinities_from_labels(labels)
+    >>> aff[2, 0, 0].tolist(), mask[2, 0, 0].tolist()
+    ([0.0, 1.0, 0.0], [0.0, 1.0, 1.0])
+    """
+    aff = np.zeros((len(offsets),) + labels.shape, dtype=np.float32)
+    mask = np.zeros_like(aff)
+    labelled = np.ones(labels.shape, bool) if background_is_boundary else labels != 0
+    for c, offset in enumerate(offsets):
+        here, there = _shifted_pairs(labels.shape, offset)
+        a, b = labels[here], labels[there]
+        aff[c][here] = (a == b) & (a != 0)
+        mask[c][here] = labelled[here] & labelled[there]
+    return aff, mask
+
+
+def balance_weights(target: np.ndarray, mask: np.ndarray, clip: float = 20.0) -> np.ndarray:
+    """Per-voxel weights that give positive and negative affinities equal total weight (within the mask).
+
+    Boundaries (affinity 0) are rare; without balancing a network learns to predict
+    "connected" everywhere. Weights are clipped so a patch with a handful of boundary
+    voxels does not dominate.
+    """
+    weights = np.zeros_like(target, dtype=np.float32)
+    for c in range(target.shape[0]):
+        m = mask[c] > 0
+        n = m.sum()
+        if n == 0:
+            continue
+        pos = (target[c] > 0.5) & m
+        neg = m & ~pos
+        n_pos, n_neg = pos.sum(), neg.sum()
+        if n_pos:
+            weights[c][pos] = min(clip, n / (2.0 * n_pos))
+        if n_neg:
+            weights[c][neg] = min(clip, n / (2.0 * n_neg))
+    return weights
+
+
+def membranes_to_labels(membrane: np.ndarray) -> np.ndarray:
+    """Instance labels from a binary membrane map (1 = membrane): 2D connected components per section.
+
+    Sections of ssTEM stacks are far apart (e.g. 50 nm), so components are found per
+    section; labels are unique across sections, membrane voxels get 0.
+    """
+    import cc3d
+
+    out = np.zeros(membrane.shape, dtype=np.uint64)
+    next_id = 0
+    for z in range(membrane.shape[0]):
+        cc = cc3d.connected_components((membrane[z] == 0).astype(np.uint8), connectivity=4).astype(np.uint64)
+        cc[cc > 0] += next_id
+        next_id = int(cc.max()) if cc.max() > 0 else next_id
+        out[z] = cc
+    return out

@@ -1,0 +1,199 @@
+"""The training loop: AdamW on class-balanced BCE over affinities, checkpoints, resume, validation log.
+
+``out_dir`` receives ``checkpoint_<step>.pt`` every ``checkpoint_every`` steps, ``log.csv``
+and ``log.json`` (step, train loss, validation loss and affinity F1) and ``curve.png``.
+Rerunning with the same config resumes from the latest checkpoint and continues with the
+exact batches an uninterrupted run would have used.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import time
+
+import numpy as np
+
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .config import Config, config_to_dict
+from .data import Prefetcher, load_volume, make_batch
+
+logger = logging.getLogger(__name__)
+
+
+class NaNLossError(FloatingPointError):
+    pass
+
+
+def device_and_autocast(mixed_precision: bool):
+    """The device to train on (a GPU when there is one) and the autocast dtype (bf16) or None."""
+    import torch
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if mixed_precision else None
+    if dtype is not None and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        dtype = torch.float16
+    return device, dtype
+
+
+def weighted_bce(logits, target, weights):
+    import torch.nn.functional as F
+
+    loss = F.binary_cross_entropy_with_logits(logits.float(), target, weight=weights, reduction="sum")
+    return loss / weights.sum().clamp(min=1.0)
+
+
+def affinity_f1(probabilities: np.ndarray, target: np.ndarray, mask: np.ndarray, threshold: float = 0.5) -> float:
+    """F1 of boundary detection (affinity < threshold is a boundary), within the mask."""
+    m = mask > 0
+    pred_boundary = (probabilities < threshold) & m
+    true_boundary = (target < 0.5) & m
+    tp = np.sum(pred_boundary & true_boundary)
+    fp = np.sum(pred_boundary & ~true_boundary)
+    fn = np.sum(~pred_boundary & true_boundary & m)
+    return float(2 * tp / max(1, 2 * tp + fp + fn))
+
+
+def train(config: Config, progress: bool = True, stop_after: int | None = None) -> dict:
+    """Train (or resume) and return the final log record.
+
+    ``stop_after`` ends the run after that many steps of this call (for tests of resuming).
+    """
+    import torch
+
+    from .unet import UNet3d, parameter_count
+
+    tc, mc = config.train, config.model
+    if tc is None:
+        raise ValueError("the config has no [train] section")
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    os.makedirs(tc.out_dir, exist_ok=True)
+    with open(os.path.join(tc.out_dir, "config.json"), "w") as f:
+        json.dump(config_to_dict(config), f, indent=1)
+    torch.manual_seed(tc.seed)
+    device, autocast_dtype = device_and_autocast(tc.mixed_precision)
+    model = UNet3d(mc).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
+    start_step = 0
+    resume_from = latest_checkpoint(tc.out_dir)
+    if resume_from:
+        state = load_checkpoint(resume_from, expected_config=mc, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step = state["step"]
+        logger.info("resuming from %s at step %d", resume_from, start_step)
+    volumes = [load_volume(v) for v in tc.volumes]
+    for spec, vol in zip(tc.volumes, volumes):
+        if tuple(spec.voxel_size_nm) != tuple(tc.voxel_size_nm):
+            logger.warning("volume %s has voxel size %s nm, the model is trained for %s nm",
+                           spec.raw, spec.voxel_size_nm, tc.voxel_size_nm)
+    log_rows = _read_log(tc.out_dir, upto=start_step)
+    end_step = tc.steps if stop_after is None else min(tc.steps, start_step + stop_after)
+    prefetch = Prefetcher(lambda s: make_batch(volumes, mc, tc, s), start_step, end_step)
+    logger.info("model: %d parameters, device %s, autocast %s", parameter_count(model), device, autocast_dtype)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=tc.steps, initial=start_step, unit="step", desc="train", disable=not progress)
+    running, started = [], time.perf_counter()
+    record: dict = {}
+    for _ in range(start_step, end_step):
+        step, batch = prefetch.get()
+        raw, target, weights, _ = (torch.from_numpy(a).to(device) for a in batch)
+        model.train()
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            logits = model(raw)
+        loss = weighted_bce(logits, target, weights)
+        if not torch.isfinite(loss):
+            last = latest_checkpoint(tc.out_dir)
+            raise NaNLossError(f"loss became {loss.item()} at step {step + 1}; stopped. The last good checkpoint is "
+                               f"{last or 'none (no checkpoint written yet)'}; lower learning_rate or check the data")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running.append(loss.item())
+        bar.update(1)
+        done = step + 1
+        if done % tc.validate_every == 0 or done == tc.steps:
+            val = validate(model, volumes, config, device, autocast_dtype) if volumes[0].validation_z else {}
+            record = {"step": done, "train_loss": float(np.mean(running)), **val,
+                      "seconds": round(time.perf_counter() - started, 1)}
+            running = []
+            log_rows.append(record)
+            _write_log(tc.out_dir, log_rows)
+            bar.set_postfix({k: round(v, 4) for k, v in record.items() if k.startswith(("train_loss", "val_"))})
+        if done % tc.checkpoint_every == 0 or done == tc.steps:
+            save_checkpoint(os.path.join(tc.out_dir, f"checkpoint_{done}.pt"), model, mc, step=done,
+                            optimizer=optimizer, voxel_size_nm=tc.voxel_size_nm)
+    bar.close()
+    if log_rows:
+        plot_curve(tc.out_dir, log_rows)
+    return record or (log_rows[-1] if log_rows else {})
+
+
+def validate(model, volumes, config: Config, device, autocast_dtype, n_patches: int = 4) -> dict:
+    """Loss and affinity F1 on fixed patches of the validation slab (the same patches every time)."""
+    import torch
+
+    tc, mc = config.train, config.model
+    losses, f1s = [], []
+    model.eval()
+    with torch.no_grad():
+        for i in range(n_patches):
+            raw, target, weights, mask = make_batch(volumes, mc, tc, step=10**9 + i, validation=True)
+            raw_t = torch.from_numpy(raw).to(device)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                logits = model(raw_t)
+            losses.append(weighted_bce(logits, torch.from_numpy(target).to(device),
+                                       torch.from_numpy(weights).to(device)).item())
+            f1s.append(affinity_f1(torch.sigmoid(logits.float()).cpu().numpy(), target, mask))
+    return {"val_loss": float(np.mean(losses)), "val_affinity_f1": float(np.mean(f1s))}
+
+
+def _read_log(out_dir: str, upto: int) -> list[dict]:
+    path = os.path.join(out_dir, "log.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [r for r in json.load(f) if r["step"] <= upto]
+
+
+def _write_log(out_dir: str, rows: list[dict]) -> None:
+    with open(os.path.join(out_dir, "log.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "step", k))
+    with open(os.path.join(out_dir, "log.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_curve(out_dir: str, rows: list[dict]) -> str | None:
+    """curve.png: training and validation loss and validation affinity F1 over steps."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plotting is optional
+        return None
+    steps = [r["step"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax1.plot(steps, [r["train_loss"] for r in rows], label="train loss")
+    if "val_loss" in rows[-1]:
+        ax1.plot(steps, [r.get("val_loss", math.nan) for r in rows], label="validation loss")
+        ax2.plot(steps, [r.get("val_affinity_f1", math.nan) for r in rows], color="C2")
+    ax1.set_xlabel("step")
+    ax1.legend()
+    ax2.set_xlabel("step")
+    ax2.set_ylabel("validation boundary F1")
+    fig.suptitle(os.path.basename(os.path.abspath(out_dir)))
+    fig.tight_layout()
+    path = os.path.join(out_dir, "curve.png")
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

@@ -1,0 +1,115 @@
+"""A 3D U-Net for affinities (Ronneberger et al. 2015, Çiçek et al. 2016, as in lsd/funlib).
+
+Two 3x3x3 convolutions per level (ReLU), max-pooling by the configured factors
+(e.g. (1, 2, 2) for anisotropic ssTEM), nearest upsampling + concatenation with the skip
+path, and a 1x1x1 head with a sigmoid giving one affinity per offset. With ``padding="same"``
+the output has the input's shape; with ``"valid"`` every convolution shrinks it and
+skip paths are cropped to match.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+class ConvPass(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int, padding: str):
+        pad = 1 if padding == "same" else 0
+        super().__init__(
+            nn.Conv3d(in_channels, out_channels, 3, padding=pad),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(out_channels, out_channels, 3, padding=pad),
+            nn.ReLU(inplace=True),
+        )
+
+
+def _crop_to(x: torch.Tensor, shape) -> torch.Tensor:
+    offsets = [(a - b) // 2 for a, b in zip(x.shape[-3:], shape)]
+    return x[..., offsets[0]:offsets[0] + shape[0], offsets[1]:offsets[1] + shape[1], offsets[2]:offsets[2] + shape[2]]
+
+
+class UNet3d(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        widths = config.widths
+        self.down = nn.ModuleList()
+        previous = config.in_channels
+        for width in widths:
+            self.down.append(ConvPass(previous, width, config.padding))
+            previous = width
+        self.pool = nn.ModuleList(nn.MaxPool3d(f, stride=f) for f in config.downsample)
+        self.up = nn.ModuleList(nn.Upsample(scale_factor=tuple(float(v) for v in f), mode="nearest")
+                                for f in config.downsample)
+        self.up_conv = nn.ModuleList(
+            ConvPass(widths[i] + widths[i + 1], widths[i], config.padding) for i in range(len(widths) - 1)
+        )
+        self.head = nn.Conv3d(widths[0], config.out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Affinity logits, shape (batch, len(offsets), z, y, x)."""
+        skips = []
+        for level, conv in enumerate(self.down):
+            x = conv(x)
+            if level < len(self.pool):
+                skips.append(x)
+                x = self.pool[level](x)
+        for level in reversed(range(len(self.up_conv))):
+            x = self.up[level](x)
+            skip = skips[level]
+            if self.config.padding == "valid":
+                skip = _crop_to(skip, x.shape[-3:])
+            x = self.up_conv[level](torch.cat([skip, x], dim=1))
+        return self.head(x)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def output_shape(config: ModelConfig, input_shape) -> tuple[int, int, int]:
+    """The output shape for an input shape (equal for same padding)."""
+    if config.padding == "same":
+        return tuple(input_shape)
+    shape = list(input_shape)
+    crops = []
+    for f in config.downsample:
+        shape = [s - 4 for s in shape]
+        crops.append(shape)
+        shape = [s // k for s, k in zip(shape, f)]
+    shape = [s - 4 for s in shape]
+    for f in reversed(config.downsample):
+        shape = [s * k - 4 for s, k in zip(shape, f)]
+    return tuple(shape)
+
+
+def valid_input_shape(config: ModelConfig, min_output_shape) -> tuple[int, int, int]:
+    """The smallest input shape (pooling-compatible) whose output covers ``min_output_shape``."""
+    if config.padding == "same":
+        factor = config.total_downsample
+        return tuple(-(-s // f) * f for s, f in zip(min_output_shape, factor))
+    shape = list(min_output_shape)
+    while True:
+        try:
+            out = _valid_output_checked(config, shape)
+        except ValueError:
+            out = None
+        if out is not None and all(o >= m for o, m in zip(out, min_output_shape)):
+            return tuple(shape)
+        shape = [s + 1 for s in shape]
+
+
+def _valid_output_checked(config: ModelConfig, input_shape):
+    shape = list(input_shape)
+    for f in config.downsample:
+        shape = [s - 4 for s in shape]
+        if any(s <= 0 or s % k for s, k in zip(shape, f)):
+            raise ValueError("not pooling-compatible")
+        shape = [s // k for s, k in zip(shape, f)]
+    shape = [s - 4 for s in shape]
+    if any(s <= 0 for s in shape):
+        raise ValueError("too small")
+    return output_shape(config, input_shape)
