@@ -18,15 +18,17 @@ from .mincut import min_cut_sides
 
 @dataclass(frozen=True)
 class Plan:
-    """``delta`` holds placeholder ids 0 (merge: whole; split: both parts) until :meth:`build`."""
+    """``delta`` holds placeholder ids 0 (merge: whole; split: both parts) until :meth:`build`.
+
+    A merge lists the smaller segment's fragments; a split's parts are (source side, sink
+    side), so ``Edit.new_segments`` of a split is ``(source segment, sink segment)``.
+    """
 
     operation: str
     arguments: dict
     touched: tuple[int, ...]
     delta: Delta
     edge: tuple[int, int] | None = None
-    new_ids: int = 1  # how many fresh segment ids the edit takes
-    first_part_is_source: bool = True  # split: whether parts[0] is the source side
 
     def build(self, next_id: int) -> tuple[Delta, int]:
         """(delta with real ids, next free id after it)."""
@@ -35,9 +37,8 @@ class Plan:
             return d, next_id
         if self.operation == "merge":
             return Delta("join", next_id, d.parts, d.first_part_fragments), next_id + 1
-        source_id, sink_id = next_id, next_id + 1
-        parts = (source_id, sink_id) if self.first_part_is_source else (sink_id, source_id)
-        return Delta("part", d.whole, parts, d.first_part_fragments), next_id + 2
+        # a split's parts are (source side, sink side); the source side's fragments are listed
+        return Delta("part", d.whole, (next_id, next_id + 1), d.first_part_fragments), next_id + 2
 
 
 def _fragment_list(values, name: str) -> np.ndarray:
@@ -110,8 +111,5 @@ def plan_split(view: SegmentMapping, segment, sources, sinks, graph: RegionGraph
     names = view.fragment_ids[nodes]
     local_sources, local_sinks = np.searchsorted(names, sources), np.searchsorted(names, sinks)
     side = min_cut_sides(len(nodes), edges, weights, local_sources, local_sinks, backend, names)
-    source_fragments, sink_fragments = names[side], names[~side]
-    first_is_source = len(source_fragments) <= len(sink_fragments)
-    listed = source_fragments if first_is_source else sink_fragments
     arguments = {"segment": expected, "sources": sources.tolist(), "sinks": sinks.tolist()}
-    return Plan("split", arguments, (expected,), Delta("part", expected, (0, 0), listed), None, 2, first_is_source)
+    return Plan("split", arguments, (expected,), Delta("part", expected, (0, 0), names[side]))

@@ -211,7 +211,7 @@ class Proofreader:
             raise NothingToUndoError(f"cannot {operation} version {version}: it is {what}; only merges and splits "
                                      "are undone or redone (undo an undo by redoing its target)")
         delta = target.delta.inverse() if want_applied else target.delta
-        plan = Plan(operation, {"edit": version}, delta.removed, delta, None, 0)
+        plan = Plan(operation, {"edit": version}, delta.removed, delta)
         return self._commit(plan, self.version, target=version)
 
     def _base_view(self, base_version: int | None) -> SegmentMapping:

@@ -59,3 +59,21 @@ def test_block_shape_must_fit_the_pooling(tmp_path, checkpoint, raw_volume):
     with pytest.raises(ValueError, match=r"block shape \(3, 8, 8\) must be a multiple of the model's pooling factors \(2, 4, 4\)"):
         predict_volume(checkpoint, raw_volume, str(tmp_path / "a.zarr"), block_shape=(3, 8, 8), scheduler="sync",
                        progress=False)
+
+
+def test_predict_and_train_on_the_command_line(tmp_path, checkpoint, raw_volume, tiny_training_files):
+    from click.testing import CliRunner
+
+    from connecto.cli import cli
+    from tests.training.conftest import tiny_config_text
+
+    result = CliRunner().invoke(cli, ["predict", checkpoint, raw_volume.url.path, str(tmp_path / "aff.zarr"),
+                                      "--scheduler", "sync", "--no-progress", "--block-shape", "8,16,16"])
+    assert result.exit_code == 0, result.output
+    assert open_volume(str(tmp_path / "aff.zarr")).num_channels == 3
+    (tiny_training_files / "c.toml").write_text(tiny_config_text(tiny_training_files / "run", steps=2))
+    trained = CliRunner().invoke(cli, ["train", str(tiny_training_files / "c.toml"), "--no-progress"])
+    assert trained.exit_code == 0, trained.output
+    assert "trained to step 2" in trained.output
+    missing = CliRunner().invoke(cli, ["train", str(tmp_path / "none.toml")])
+    assert missing.exit_code == 1 and "config file" in missing.output and "does not exist" in missing.output

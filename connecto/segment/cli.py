@@ -1,0 +1,133 @@
+"""``connecto segment`` and ``connecto evaluate`` (registered on the main group with ``cli.add_command``)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from connecto.cli import _coordinate, engine_options
+
+
+def parse_thresholds(text: str) -> list[float]:
+    """``"0.5"``, ``"0.3,0.5,0.7"`` or ``"START:STOP:STEP"`` (STOP included) -> thresholds.
+
+    >>> parse_thresholds("0.1:0.3:0.1")
+    [0.1, 0.2, 0.3]
+    """
+    text = text.strip()
+    try:
+        if ":" in text:
+            parts = [float(p) for p in text.split(":")]
+            if len(parts) != 3 or parts[2] <= 0 or parts[1] < parts[0]:
+                raise ValueError
+            start, stop, step = parts
+            count = int(round((stop - start) / step)) + 1
+            values = [round(start + i * step, 6) for i in range(count)]
+            return [v for v in values if v <= stop + 1e-9]
+        return [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a threshold list: expected T, T1,T2,… or START:STOP:STEP "
+                                 "(e.g. 0.1:0.9:0.05)") from None
+
+
+@click.command()
+@click.argument("affinities")
+@click.argument("out")
+@click.option("--threshold", type=float, default=None, help="merge-score threshold of the segmentation written "
+              "to OUT/segmentation (default 0.5)")
+@click.option("--thresholds", default=None, metavar="START:STOP:STEP",
+              help="sweep thresholds (e.g. 0.1:0.9:0.05 or 0.3,0.5); prints a table (VOI/ARAND with --gt)")
+@click.option("--gt", "ground_truth", default=None, metavar="LABELS",
+              help="ground-truth labels of the same shape (volume URL, FILE.h5:/dataset or .npy) to evaluate against")
+@click.option("--method", type=click.Choice(["mean", "mutex"]), default="mean", show_default=True,
+              help="mean: mean-affinity merge history (waterz semantics); mutex: mutex watershed on the region graph")
+@click.option("--bias", type=float, default=0.5, show_default=True, help="mutex: mean affinity that separates "
+              "attractive from repulsive edges")
+@click.option("--aff-low", type=float, default=0.0001, show_default=True,
+              help="watershed: edges below this affinity are never linked; voxels without such an edge are background")
+@click.option("--aff-high", type=float, default=0.9999, show_default=True,
+              help="watershed: edges at or above this affinity are always linked")
+@click.option("--json", "json_path", default=None, metavar="PATH", help="also write the results as JSON to PATH")
+@engine_options
+def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, aff_low, aff_high, json_path,
+            scheduler, workers, block_shape, overwrite, progress):
+    """Segment the 3-channel affinity volume AFFINITIES into the run directory OUT.
+
+    Writes OUT/fragments, the region graph (OUT/graph), the merge history
+    (OUT/agglomeration) and, for a single threshold, OUT/segmentation. Blockwise and
+    seam-free: any --block-shape gives the same segmentation.
+    """
+    from .blockwise import SegmentParams
+    from .blockwise import segment as run
+
+    if threshold is not None and thresholds is not None:
+        raise click.UsageError("give --threshold or --thresholds, not both")
+    values = parse_thresholds(thresholds) if thresholds is not None else [0.5 if threshold is None else threshold]
+    params = SegmentParams(aff_low=aff_low, aff_high=aff_high, method=method, bias=bias)
+    result = run(affinities, out, thresholds=values, ground_truth=ground_truth, params=params,
+                 write_segmentation=thresholds is None, block_shape=block_shape, scheduler=scheduler,
+                 num_workers=workers, overwrite=overwrite, progress=progress)
+    history = result.history
+    click.echo(f"{history.fragment_ids.size} fragments, {len(history.merges)} merges "
+               f"({', '.join(f'{k} {v:.1f}s' for k, v in result.seconds.items())})")
+    rows = []
+    if result.evaluations is not None:
+        click.echo(f"{'threshold':>9}  {'VOI split':>9}  {'VOI merge':>9}  {'VOI sum':>8}  {'ARAND':>7}  {'segments':>8}")
+        for row in result.evaluations.to_dict("records"):
+            click.echo(f"{row['threshold']:>9.4f}  {row['voi_split']:>9.4f}  {row['voi_merge']:>9.4f}  "
+                       f"{row['voi_sum']:>8.4f}  {row['arand']:>7.4f}  {row['segments']:>8d}")
+            rows.append(row)
+    else:
+        for value in values:
+            rows.append({"threshold": value, "segments": history.num_segments(value)})
+            click.echo(f"threshold {value:.4f}: {history.num_segments(value)} segments")
+    if result.segmentation is not None:
+        click.echo(f"segmentation -> {result.segmentation.url}")
+    if json_path:
+        _write_json(json_path, {"run_dir": out, "seconds": result.seconds, "results": rows})
+
+
+@click.command()
+@click.argument("segmentation")
+@click.argument("ground_truth")
+@click.option("--ignore-label", "ignore_labels", type=int, multiple=True, default=(0,), show_default=True,
+              help="GT label whose voxels are left out (repeat for several)")
+@click.option("--no-ignore", is_flag=True, help="count every GT voxel (no ignored label)")
+@click.option("--roi-offset", callback=_coordinate("roi offset"), default=None, metavar="Z,Y,X",
+              help="evaluate only this region (voxels; with --roi-shape)")
+@click.option("--roi-shape", callback=_coordinate("roi shape"), default=None, metavar="Z,Y,X",
+              help="shape of the region to evaluate (voxels)")
+@click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
+              help="how many of the worst split and merge objects to list")
+@click.option("--json", "json_path", default=None, metavar="PATH", help="write the results as JSON to PATH")
+def evaluate(segmentation, ground_truth, ignore_labels, no_ignore, roi_offset, roi_shape, top, json_path):
+    """Compare SEGMENTATION with GROUND_TRUTH: VOI split/merge, adapted Rand error, worst objects.
+
+    Both are volume URLs, FILE.h5:/dataset or .npy files of the same shape.
+    """
+    from chunks import Roi
+
+    from .evaluate import evaluate as run
+
+    roi = None
+    if (roi_offset is None) != (roi_shape is None):
+        raise click.UsageError("--roi-offset and --roi-shape go together")
+    if roi_shape is not None:
+        roi = Roi(roi_offset, roi_shape)
+    result = run(segmentation, ground_truth, ignore_gt_labels=() if no_ignore else ignore_labels, top=top, roi=roi)
+    click.echo(result.summary())
+    for row in result.worst_splits:
+        click.echo(f"  split: GT {row['gt_id']} ({row['size']} voxels) in {row['pieces']} segments, "
+                   f"VOI split {row['voi_split']:.4f}")
+    for row in result.worst_merges:
+        click.echo(f"  merge: segment {row['seg_id']} ({row['size']} voxels) covers {row['gt_objects']} GT objects, "
+                   f"VOI merge {row['voi_merge']:.4f}")
+    if json_path:
+        _write_json(json_path, {"segmentation": segmentation, "ground_truth": ground_truth, **result.to_dict()})
+        click.echo(f"wrote {json_path}")
+
+
+def _write_json(path: str, value: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(value, f, indent=1, default=float)
