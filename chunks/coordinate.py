@@ -21,14 +21,12 @@ class Coordinate(tuple):
     Coordinate(2, 2, 2)
     """
 
-    def __new__(cls, *values: int | Iterable[int]) -> "Coordinate":
+    def __new__(cls, *values: int | Iterable[int]) -> Coordinate:
         if len(values) == 1 and not isinstance(values[0], Integral):
             values = tuple(values[0])  # Coordinate((1, 2, 3)) or Coordinate([1, 2, 3])
         items = []
         for v in values:
-            if isinstance(v, Integral):
-                items.append(int(v))
-            elif isinstance(v, float) and v.is_integer():
+            if isinstance(v, Integral) or isinstance(v, float) and v.is_integer():
                 items.append(int(v))
             else:
                 raise TypeError(f"Coordinate values must be integers, got {v!r} in {values!r}")
@@ -38,7 +36,7 @@ class Coordinate(tuple):
     def dims(self) -> int:
         return len(self)
 
-    def _check(self, other: "Coordinate | int") -> tuple[int, ...]:
+    def _check(self, other: Coordinate | int) -> tuple[int, ...]:
         if isinstance(other, Integral):
             return (int(other),) * len(self)
         other = Coordinate(other)
@@ -67,7 +65,7 @@ class Coordinate(tuple):
     __radd__ = __add__
     __rmul__ = __mul__
 
-    def ceil_div(self, other: "Coordinate | int") -> "Coordinate":
+    def ceil_div(self, other: Coordinate | int) -> Coordinate:
         """Element-wise division rounded up (number of blocks covering a shape)."""
         return Coordinate(-(-a // b) for a, b in zip(self, self._check(other)))
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from .volume_meta import VolumeMeta
 
-_VOLUMES: dict[str, "MemoryStore"] = {}
+_VOLUMES: dict[str, MemoryStore] = {}
 _LOCK = threading.Lock()
 
 
@@ -40,14 +40,14 @@ class MemoryStore:
         self._attrs: dict = {}
 
     @classmethod
-    def open(cls, name: str, writable: bool) -> "MemoryStore":
+    def open(cls, name: str, writable: bool) -> MemoryStore:
         try:
             return _VOLUMES[name]
         except KeyError:
             raise FileNotFoundError(f"no in-memory volume memory://{name} in this process") from None
 
     @classmethod
-    def create(cls, name: str, meta: VolumeMeta, fill_value=0) -> "MemoryStore":
+    def create(cls, name: str, meta: VolumeMeta, fill_value=0) -> MemoryStore:
         channel = (meta.num_channels,) if meta.num_channels > 1 else ()
         data = np.full(channel + tuple(meta.shape), fill_value, dtype=meta.dtype)
         store = cls(name, data, meta)

@@ -69,7 +69,7 @@ class PrecomputedStore:
         self.url, self.cv, self.meta = url, cv, meta
 
     @classmethod
-    def open(cls, url: StorageUrl, writable: bool) -> "PrecomputedStore":
+    def open(cls, url: StorageUrl, writable: bool) -> PrecomputedStore:
         cv = _open_cloudvolume(url)
         scale = cv.info["scales"][0]
         meta = VolumeMeta(
@@ -83,7 +83,7 @@ class PrecomputedStore:
         return cls(url, cv, meta)
 
     @classmethod
-    def create(cls, url: StorageUrl, meta: VolumeMeta, layer_type: str | None = None) -> "PrecomputedStore":
+    def create(cls, url: StorageUrl, meta: VolumeMeta, layer_type: str | None = None) -> PrecomputedStore:
         from cloudvolume import CloudVolume
 
         if layer_type is None:

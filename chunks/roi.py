@@ -51,7 +51,7 @@ class Roi:
     def empty(self) -> bool:
         return self.size == 0
 
-    def contains(self, other: "Roi") -> bool:
+    def contains(self, other: Roi) -> bool:
         if other.empty():
             return True
         return all(a <= b for a, b in zip(self.begin, other.begin)) and all(
@@ -61,19 +61,19 @@ class Roi:
     def contains_point(self, point) -> bool:
         return all(b <= p < e for b, p, e in zip(self.begin, point, self.end))
 
-    def intersect(self, other: "Roi") -> "Roi":
+    def intersect(self, other: Roi) -> Roi:
         begin = Coordinate(max(a, b) for a, b in zip(self.begin, other.begin))
         end = Coordinate(min(a, b) for a, b in zip(self.end, other.end))
         shape = Coordinate(max(0, e - b) for b, e in zip(begin, end))
         return Roi(begin, shape)
 
-    def union(self, other: "Roi") -> "Roi":
+    def union(self, other: Roi) -> Roi:
         """The smallest Roi containing both."""
         begin = Coordinate(min(a, b) for a, b in zip(self.begin, other.begin))
         end = Coordinate(max(a, b) for a, b in zip(self.end, other.end))
         return Roi(begin, end - begin)
 
-    def grow(self, amount_neg, amount_pos=None) -> "Roi":
+    def grow(self, amount_neg, amount_pos=None) -> Roi:
         """Grow by ``amount_neg`` at the start and ``amount_pos`` (default: the same) at the end."""
         neg = Coordinate(amount_neg) if not isinstance(amount_neg, int) else Coordinate((amount_neg,) * self.dims)
         pos = neg if amount_pos is None else (
@@ -81,10 +81,10 @@ class Roi:
         )
         return Roi(self.offset - neg, self.shape + neg + pos)
 
-    def shift(self, by) -> "Roi":
+    def shift(self, by) -> Roi:
         return Roi(self.offset + Coordinate(by), self.shape)
 
-    def snap_to_grid(self, grid, mode: str = "grow") -> "Roi":
+    def snap_to_grid(self, grid, mode: str = "grow") -> Roi:
         """Align begin and end to multiples of ``grid``.
 
         ``mode="grow"`` expands outwards, ``"shrink"`` inwards, ``"closest"`` rounds.
@@ -110,7 +110,7 @@ class Roi:
             (s % g) == 0 for s, g in zip(self.shape, grid)
         )
 
-    def blocks(self, block_shape) -> Iterator["Roi"]:
+    def blocks(self, block_shape) -> Iterator[Roi]:
         """Iterate the blocks of ``block_shape`` tiling this Roi from its offset, C order.
 
         Blocks at the far edge are clipped to the Roi.

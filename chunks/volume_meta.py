@@ -41,7 +41,7 @@ class VolumeMeta:
     def roi(self) -> Roi:
         return Roi(self.offset, self.shape)
 
-    def differences(self, other: "VolumeMeta") -> list[str]:
+    def differences(self, other: VolumeMeta) -> list[str]:
         """Human-readable list of fields that differ (empty when compatible)."""
         out = []
         for name in ("shape", "dtype", "voxel_size_nm", "offset", "chunk_shape", "num_channels"):

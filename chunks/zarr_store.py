@@ -48,7 +48,7 @@ class ZarrStore:
         self.url, self.array, self.meta = url, array, meta
 
     @classmethod
-    def open(cls, url: StorageUrl, writable: bool) -> "ZarrStore":
+    def open(cls, url: StorageUrl, writable: bool) -> ZarrStore:
         import zarr
 
         array = zarr.open_array(store=_store(url, read_only=not writable), mode="r+" if writable else "r")
@@ -66,7 +66,7 @@ class ZarrStore:
         return cls(url, array, meta)
 
     @classmethod
-    def create(cls, url: StorageUrl, meta: VolumeMeta, fill_value=0) -> "ZarrStore":
+    def create(cls, url: StorageUrl, meta: VolumeMeta, fill_value=0) -> ZarrStore:
         import zarr
 
         channel = (meta.num_channels,) if meta.num_channels > 1 else ()

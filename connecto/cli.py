@@ -30,7 +30,7 @@ class _ConnectoGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("connecto: interrupted; finished blocks are kept, rerun the command to resume", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        except Exception as exc:  # noqa: BLE001 - the CLI's one place that reports errors
+        except Exception as exc:
             if ctx.params.get("debug"):
                 raise
             click.echo(f"connecto: error: {_one_line(exc)}", err=True)

@@ -25,7 +25,8 @@ def train(config_path, progress):
 
 
 def _predict_options(fn):
-    from chunks.cli_options import coordinate_option as _coordinate, engine_options
+    from chunks.cli_options import coordinate_option as _coordinate
+    from chunks.cli_options import engine_options
 
     fn = click.option("--context", callback=_coordinate("context"), default="8,16,16", show_default=True,
                       metavar="Z,Y,X", help="voxels of context read around each block")(fn)

@@ -100,7 +100,7 @@ def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, 
               help="shape of the region to evaluate (voxels)")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
               help="how many of the worst split and merge objects to list")
-@click.option("--json", "json_path", default=None, metavar="PATH", help="write the results as JSON to PATH")
+@click.option("--json", "json_path", default=None, metavar="PATH", help="write the results as JSON to PATH (- for standard output)")
 def evaluate(segmentation, ground_truth, ignore_labels, no_ignore, roi_offset, roi_shape, top, json_path):
     """Compare SEGMENTATION with GROUND_TRUTH: VOI split/merge, adapted Rand error, worst objects.
 
@@ -125,9 +125,13 @@ def evaluate(segmentation, ground_truth, ignore_labels, no_ignore, roi_offset, r
                    f"VOI merge {row['voi_merge']:.4f}")
     if json_path:
         _write_json(json_path, {"segmentation": segmentation, "ground_truth": ground_truth, **result.to_dict()})
-        click.echo(f"wrote {json_path}")
 
 
 def _write_json(path: str, value: dict) -> None:
+    """Write ``value`` as JSON to ``path`` ("-": standard output)."""
+    text = json.dumps(value, indent=1, default=float)
+    if path == "-":
+        click.echo(text)
+        return
     with open(path, "w") as f:
-        json.dump(value, f, indent=1, default=float)
+        f.write(text + "\n")

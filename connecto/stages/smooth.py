@@ -7,7 +7,6 @@ equals smoothing the whole volume at once (scipy's kernel radius), voxel for vox
 from __future__ import annotations
 
 import functools
-import math
 
 import numpy as np
 from scipy import ndimage

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 K_CANDIDATES = 32
-CELL_NM = 48.0
+CELL_NM = 32.0
 BATCH = 4096  # cells per vectorised step (bounds memory)
 MAX_BIG = 256
 

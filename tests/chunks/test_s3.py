@@ -19,8 +19,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def s3_endpoint():
     try:
-        from moto.server import ThreadedMotoServer
         import boto3
+        from moto.server import ThreadedMotoServer
     except ImportError as exc:
         pytest.skip(f"moto server mode is not installed ({exc}); pip install 'moto[server]'")
     mp = pytest.MonkeyPatch()

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from chunks import (AlignmentError, IncompatibleVolumeError, OutOfBoundsError, Roi, create_volume,
-                    open_volume)
+from chunks import AlignmentError, IncompatibleVolumeError, OutOfBoundsError, Roi, create_volume, open_volume
 
 
 def _urls(tmp_path):

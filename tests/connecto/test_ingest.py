@@ -62,7 +62,7 @@ def test_fib25_hdf5_into_zarr_and_precomputed(tmp_path, shared_data):
         expected = f["raw"][:]
     zarr_vol = ingest(f"{path}:/raw", str(tmp_path / "fib25.zarr"), (10, 10, 10), chunk_shape=(64, 64, 64),
                       scheduler="threads", num_workers=2, progress=False)
-    pre_vol = ingest(f"{path}:raw", f"precomputed://file://{tmp_path}/fib25", (10, 10, 10),
+    ingest(f"{path}:raw", f"precomputed://file://{tmp_path}/fib25", (10, 10, 10),
                      chunk_shape=(64, 64, 64), scheduler="threads", num_workers=2, progress=False)
     assert zarr_vol.shape == (250, 250, 250)
     assert np.array_equal(open_volume(str(tmp_path / "fib25.zarr")).read(), expected)
