@@ -207,7 +207,7 @@ class Proofreader:
                                          f"{'applied' if want_applied else 'undone'} edit of theirs is left")
         target = self.edit_log.edit(version)
         if target is None or target.operation not in ("merge", "split"):
-            what = "no edit" if target is None else f"a {target.operation}"
+            what = "not in the log" if target is None else f"an edit of type {target.operation!r}"
             raise NothingToUndoError(f"cannot {operation} version {version}: it is {what}; only merges and splits "
                                      "are undone or redone (undo an undo by redoing its target)")
         delta = target.delta.inverse() if want_applied else target.delta

@@ -149,3 +149,23 @@ def test_existing_output_with_other_shape_is_refused_unless_overwrite(tmp_path, 
     vol = ingest(str(tmp_path / "w.npy"), out, (8, 8, 8), chunk_shape=(4, 8, 8), scheduler="sync",
                  progress=False, overwrite=True)
     assert np.array_equal(vol.read(), small[:6])
+
+
+def test_ingest_memory_is_bounded_by_the_block_not_the_stack(tmp_path):
+    import tracemalloc
+
+    def peak_bytes(depth):
+        stack = np.random.default_rng(depth).integers(0, 256, (depth, 128, 128)).astype(np.uint8)
+        _png_stack(tmp_path / f"s{depth}", stack)
+        tracemalloc.start()
+        ingest(str(tmp_path / f"s{depth}"), str(tmp_path / f"s{depth}.zarr"), (8, 8, 8), chunk_shape=(4, 128, 128),
+               block_shape=(4, 128, 128), scheduler="sync", progress=False)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert np.array_equal(open_volume(str(tmp_path / f"s{depth}.zarr")).read(), stack)
+        return peak
+
+    peak_bytes(8)  # imports and codec set-up happen once
+    small, large = peak_bytes(32), peak_bytes(256)  # 0.5 MiB and 4 MiB stacks
+    # a stack 8x larger must not need 8x the memory: the peak is set by the 4-slice block
+    assert large < small + 1.5 * 2**20, f"peak {large} bytes for 4 MiB vs {small} for 0.5 MiB"
