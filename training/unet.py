@@ -1,6 +1,7 @@
 """A 3D U-Net for affinities (Ronneberger et al. 2015, Çiçek et al. 2016, as in lsd/funlib).
 
-Two 3x3x3 convolutions per level (ReLU), max-pooling by the configured factors
+Two 3x3x3 convolutions per level (leaky ReLU, so no unit dies and the
+network cannot collapse to a constant output), max-pooling by the configured factors
 (e.g. (1, 2, 2) for anisotropic ssTEM), nearest upsampling + concatenation with the skip
 path, and a 1x1x1 head with a sigmoid giving one affinity per offset. With ``padding="same"``
 the output has the input's shape; with ``"valid"`` every convolution shrinks it and
@@ -20,9 +21,9 @@ class ConvPass(nn.Sequential):
         pad = 1 if padding == "same" else 0
         super().__init__(
             nn.Conv3d(in_channels, out_channels, 3, padding=pad),
-            nn.ReLU(inplace=True),
+            nn.LeakyReLU(0.01, inplace=True),
             nn.Conv3d(out_channels, out_channels, 3, padding=pad),
-            nn.ReLU(inplace=True),
+            nn.LeakyReLU(0.01, inplace=True),
         )
 
 
