@@ -132,9 +132,10 @@ def demo(out_dir, workers, overwrite):
 
 
 def _register_commands() -> None:
+    from proofreading.cli import proofread
     from training.cli import predict, train
 
-    for command in (train, predict):
+    for command in (train, predict, proofread):
         cli.add_command(command)
 
 

@@ -83,7 +83,8 @@ def _report(pr, edit, params: dict) -> None:
     if params["as_json"]:
         click.echo(json.dumps({**edit.summary(), "neuroglancer": ng_state}))
         return
-    click.echo(f"version {edit.version}: {edit.operation} by {edit.author} (base version {edit.base_version})")
+    what = edit.operation if edit.target is None else f"{edit.operation} of edit {edit.target}"
+    click.echo(f"version {edit.version}: {what} by {edit.author} (base version {edit.base_version})")
     click.echo(f"removed segments: {' '.join(map(str, edit.removed_segments))}")
     sizes = ", ".join(f"{s} ({len(f)} fragments)" for s, f in segments.items())
     click.echo(f"new segments: {sizes}")

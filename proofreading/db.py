@@ -3,12 +3,14 @@
 SQL in this package is written once, with ``?`` placeholders and portable types
 (``BIGINT``, ``TEXT``, ``BLOB``); the adapter rewrites the two things that differ: the
 placeholder style and ``BLOB`` -> ``BYTEA``. A write transaction takes the log's write lock
-before it reads the head (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``LOCK TABLE``), so two
+before it reads the head (SQLite ``BEGIN IMMEDIATE``; PostgreSQL a transaction-scoped
+advisory lock per schema), so two
 writers never compute the same next version.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -18,12 +20,11 @@ from contextlib import contextmanager
 class Database:
     """A DB-API 2 connection in autocommit mode plus the dialect it speaks."""
 
-    def __init__(self, connection, dialect: str, lock_table: str = "edits"):
+    def __init__(self, connection, dialect: str):
         if dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"dialect {dialect!r} is not one of 'sqlite', 'postgresql'")
         self.connection = connection
         self.dialect = dialect
-        self.lock_table = lock_table
         self._in_transaction = False
 
     def _sql(self, sql: str) -> str:
@@ -52,17 +53,15 @@ class Database:
             self.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         else:
             self.execute("BEGIN ISOLATION LEVEL READ COMMITTED" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ")
-            if write:
-                self.execute(f"LOCK TABLE {self.lock_table} IN SHARE ROW EXCLUSIVE MODE")
+            if write:  # one writer per schema; a transaction-scoped lock needs no table (the schema may not exist yet)
+                self.execute("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.proofreading'))")
         self._in_transaction = True
         try:
             yield self
         except BaseException:
             self._in_transaction = False
-            try:
+            with contextlib.suppress(Exception):  # the original error is the one to report
                 self.execute("ROLLBACK")
-            except Exception:  # noqa: BLE001 - the original error is the one to report
-                pass
             raise
         self._in_transaction = False
         self.execute("COMMIT")

@@ -8,8 +8,6 @@ undo stack (their actions, most recent on top, redone ones pushed back) and a re
 
 from __future__ import annotations
 
-from .log import Edit
-
 
 def applied_states(toggles: list[tuple[int, str, int]]) -> dict[int, bool]:
     """target version -> applied? for every toggled action (untoggled actions are applied)."""
@@ -19,22 +17,22 @@ def applied_states(toggles: list[tuple[int, str, int]]) -> dict[int, bool]:
     return states
 
 
-def author_stacks(author_edits: list[Edit]) -> tuple[list[int], list[int]]:
-    """(undo stack, redo stack) of action versions for one author's edits in log order."""
+def author_stacks(actions: list[tuple[int, str, int | None]]) -> tuple[list[int], list[int]]:
+    """(undo stack, redo stack) of action versions from one author's (version, operation, target) rows."""
     undo_stack: list[int] = []
     redo_stack: list[int] = []
-    for edit in author_edits:
-        if edit.operation in ("merge", "split"):
-            undo_stack.append(edit.version)
+    for version, operation, target in actions:
+        if operation in ("merge", "split"):
+            undo_stack.append(version)
             redo_stack.clear()
-        elif edit.operation == "undo":
-            if edit.target in undo_stack:
-                undo_stack.remove(edit.target)
-            redo_stack.append(edit.target)
-        elif edit.operation == "redo":
-            if edit.target in redo_stack:
-                redo_stack.remove(edit.target)
-            undo_stack.append(edit.target)
+        elif operation == "undo":
+            if target in undo_stack:
+                undo_stack.remove(target)
+            redo_stack.append(target)
+        elif operation == "redo":
+            if target in redo_stack:
+                redo_stack.remove(target)
+            undo_stack.append(target)
     return undo_stack, redo_stack
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -21,9 +21,9 @@ FORMAT = "1"
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS base_mapping (one BIGINT PRIMARY KEY CHECK (one = 1), fragment_ids BLOB NOT NULL, "
-    "segment_ids BLOB NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS edits ("
+    ("CREATE TABLE IF NOT EXISTS base_mapping (one BIGINT PRIMARY KEY CHECK (one = 1), fragment_ids BLOB NOT NULL, "
+     "segment_ids BLOB NOT NULL)"),
+    ("CREATE TABLE IF NOT EXISTS edits ("
     " version BIGINT PRIMARY KEY CHECK (version > 0),"
     " base_version BIGINT NOT NULL CHECK (base_version >= 0 AND base_version < version),"
     " author TEXT NOT NULL,"
@@ -38,13 +38,14 @@ SCHEMA = (
     " part_a_fragments BLOB NOT NULL,"
     " edge_u BIGINT,"
     " edge_v BIGINT,"
-    " next_segment_id BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS edit_segments (version BIGINT NOT NULL, segment_id BIGINT NOT NULL, "
-    "change TEXT NOT NULL CHECK (change IN ('removed', 'added')), PRIMARY KEY (version, segment_id))",
+    " next_segment_id BIGINT NOT NULL)"),
+    ("CREATE TABLE IF NOT EXISTS edit_segments (version BIGINT NOT NULL, segment_id BIGINT NOT NULL, "
+     "change TEXT NOT NULL CHECK (change IN ('removed', 'added')), PRIMARY KEY (version, segment_id))"),
     "CREATE INDEX IF NOT EXISTS edit_segments_by_segment ON edit_segments (segment_id, version)",
     "CREATE INDEX IF NOT EXISTS edits_by_author ON edits (author, version)",
-    "CREATE TABLE IF NOT EXISTS snapshots (version BIGINT PRIMARY KEY, positions BLOB NOT NULL, "
-    "segment_ids BLOB NOT NULL, created_at TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS edits_by_operation ON edits (operation, version)",
+    ("CREATE TABLE IF NOT EXISTS snapshots (version BIGINT PRIMARY KEY, positions BLOB NOT NULL, "
+     "segment_ids BLOB NOT NULL, created_at TEXT NOT NULL)"),
 )
 
 _EDIT_COLUMNS = ("version, base_version, author, created_at, operation, arguments, target, kind, whole_id, part_a, "
@@ -52,7 +53,7 @@ _EDIT_COLUMNS = ("version, base_version, author, created_at, operation, argument
 
 
 def now_utc() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def fingerprint(mapping: SegmentMapping) -> str:
@@ -166,6 +167,12 @@ class EditLog:
         """For each segment: the latest version > ``after`` that removed it (None if none did)."""
         return {int(s): self.db.scalar("SELECT MAX(version) FROM edit_segments WHERE segment_id = ? AND version > ? "
                                        "AND change = 'removed'", (int(s), after)) for s in segments}
+
+    def actions(self, author: str) -> list[tuple[int, str, int | None]]:
+        """(version, operation, target) of one author's edits, in order (no fragment lists read)."""
+        return [(int(v), op, None if t is None else int(t)) for v, op, t in
+                self.db.query("SELECT version, operation, target FROM edits WHERE author = ? ORDER BY version",
+                              (author,))]
 
     def toggles(self) -> list[tuple[int, str, int]]:
         """(version, 'undo'|'redo', target) for every undo and redo, in order."""

@@ -118,8 +118,10 @@ class SegmentMapping:
         """Indices of ``fragments`` in :attr:`fragment_ids`; unknown fragments raise."""
         query = np.atleast_1d(np.asarray(fragments, dtype=np.uint64))
         pos = np.searchsorted(self.fragment_ids, query)
-        pos_clipped = np.minimum(pos, max(len(self.fragment_ids) - 1, 0))
-        bad = (pos >= len(self.fragment_ids)) | (self.fragment_ids[pos_clipped] != query) if len(self) else query == query
+        if not len(self):
+            raise UnknownSegmentError(f"fragment {int(query[0])} is not in the mapping (it is empty)")
+        pos_clipped = np.minimum(pos, len(self.fragment_ids) - 1)
+        bad = (pos >= len(self.fragment_ids)) | (self.fragment_ids[pos_clipped] != query)
         if np.any(bad):
             missing = int(query[bad][0])
             what = "background (id 0)" if missing == 0 else f"not in the mapping ({len(self)} fragments)"

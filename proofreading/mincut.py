@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+
 import numpy as np
 
 from .errors import SplitError
 
 
+@contextlib.contextmanager
+def _no_gc():
+    """Pause the cyclic GC while building big edge lists: they are acyclic, and GC passes
+    triggered by hundreds of thousands of small lists cost several times the build itself."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _igraph_source_side(n: int, edges: np.ndarray, capacity: np.ndarray, source: int, sink: int) -> np.ndarray:
     import igraph
 
-    graph = igraph.Graph(n=n, edges=edges.tolist(), directed=False)
-    cut = graph.mincut(source=source, target=sink, capacity=capacity.tolist())
-    membership = np.asarray(cut.membership)
-    return membership == membership[source]
+    with _no_gc():  # igraph reads numpy arrays item by item; lists are 5-10x faster
+        graph = igraph.Graph(n=n, edges=edges.tolist(), directed=False)
+        capacities = capacity.tolist()
+    # GraphBase.mincut: (value, cut edges, source partition, sink partition), without the Cut wrapper's cost
+    _, _, source_side, _ = igraph.GraphBase.mincut(graph, source, sink, capacities)
+    side = np.zeros(n, bool)
+    side[np.asarray(source_side, dtype=np.int64)] = True
+    return side
 
 
 def _networkx_source_side(n: int, edges: np.ndarray, capacity: np.ndarray, source: int, sink: int) -> np.ndarray:

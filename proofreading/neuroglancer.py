@@ -17,7 +17,7 @@ MAX_EQUIVALENCE_FRAGMENTS = 20_000  # beyond this a group would make the link un
 def segmentation_layer(fragments_by_segment: dict[int, np.ndarray], source: str, name: str = "segments") -> dict:
     """A segmentation layer over ``source`` that shows each segment's fragments as one object."""
     selected, equivalences = [], []
-    for segment, fragments in fragments_by_segment.items():
+    for fragments in fragments_by_segment.values():
         fragments = np.sort(np.asarray(fragments, dtype=np.uint64))
         if not len(fragments):
             continue

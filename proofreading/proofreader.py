@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -80,26 +81,28 @@ class Proofreader:
         snapshot_every : store the mapping every this many versions (fast mapping at a version).
         split_backend : ``"igraph"`` (default when installed) or ``"networkx"``.
         """
-        from .agglomeration import agglomeration_mapping
-
         run_dir = Path(run_dir)
-        if database is None:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        db = database if isinstance(database, Database) else connect(database or run_dir / DATABASE_NAME)
-        log = EditLog(db)
-        meta = log.meta()
         given = None
         if initial_mapping is not None:
             given = initial_mapping if isinstance(initial_mapping, SegmentMapping) else SegmentMapping(*initial_mapping)
-        if not meta:
-            if given is None and threshold is None:
-                raise ValueError(f"no edit log in {run_dir} yet: pass threshold= (the agglomeration threshold that "
-                                 "defines version 0) or initial_mapping=(fragment_ids, segment_ids)")
-            base = given if given is not None else agglomeration_mapping(run_dir, threshold)
-            source = {"source": "mapping"} if given is not None else {"source": "threshold", "threshold": repr(threshold)}
-            meta = log.initialize(base, {**source, "run_dir": str(run_dir.resolve())})
-        _check_compatible(meta, threshold, given, run_dir)
-        return cls(log, author, run_dir, snapshot_every=snapshot_every, split_backend=split_backend)
+        base = None
+        if database is None and not (run_dir / DATABASE_NAME).exists():
+            base = _version_zero(run_dir, threshold, given)  # refuse before writing any file
+        db = database if isinstance(database, Database) else connect(database or run_dir / DATABASE_NAME)
+        try:
+            log = EditLog(db)
+            meta = log.meta()
+            if not meta:
+                base = base if base is not None else _version_zero(run_dir, threshold, given)
+                source = {"source": "mapping"} if given is not None else {"source": "threshold",
+                                                                          "threshold": repr(threshold)}
+                meta = log.initialize(base, {**source, "run_dir": str(run_dir.resolve())})
+            _check_compatible(meta, threshold, given, run_dir)
+            return cls(log, author, run_dir, snapshot_every=snapshot_every, split_backend=split_backend)
+        except BaseException:
+            if not isinstance(database, Database):  # close only what this call opened
+                db.close()
+            raise
 
     # -- the view --------------------------------------------------------------------------
     @property
@@ -200,7 +203,7 @@ class Proofreader:
         want_applied = operation == "undo"
         states = applied_states(self.edit_log.toggles())
         if version is None:
-            undo_stack, redo_stack = author_stacks(self.edit_log.edits(author=self.author))
+            undo_stack, redo_stack = author_stacks(self.edit_log.actions(self.author))
             version = next_target(undo_stack if want_applied else redo_stack, states, want_applied)
             if version is None:
                 raise NothingToUndoError(f"nothing to {operation} for author {self.author!r}: no "
@@ -278,7 +281,7 @@ class Proofreader:
     def close(self) -> None:
         self.edit_log.db.close()
 
-    def __enter__(self) -> Proofreader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -286,6 +289,17 @@ class Proofreader:
 
     def __repr__(self) -> str:
         return f"Proofreader(run_dir={str(self.run_dir)!r}, author={self.author!r}, version={self.version})"
+
+
+def _version_zero(run_dir: Path, threshold: float | None, given: SegmentMapping | None) -> SegmentMapping:
+    from .agglomeration import agglomeration_mapping
+
+    if given is not None:
+        return given
+    if threshold is None:
+        raise ValueError(f"no edit log in {run_dir} yet: pass threshold= (the agglomeration threshold that "
+                         "defines version 0) or initial_mapping=(fragment_ids, segment_ids)")
+    return agglomeration_mapping(run_dir, threshold)
 
 
 def _check_compatible(meta: dict, threshold, given: SegmentMapping | None, run_dir: Path) -> None:

@@ -2,10 +2,12 @@
 
 - ``graph/edges*.parquet``: ``u``, ``v`` (uint64 fragment ids), ``contact_area`` (int64
   voxels), ``affinity_mean`` (float32, 0..1, high = same neuron), optional quantiles;
-- ``graph/fragments*.parquet``: ``id`` (uint64), ``size`` (int64 voxels), ``z``, ``y``,
-  ``x`` (centroid, voxels);
+- ``graph/fragments*.parquet``: ``id`` (uint64), ``size`` (int64 voxels), a centroid as
+  ``z``, ``y``, ``x`` (voxels) or ``z_nm``, ``y_nm``, ``x_nm`` (optional: only merges of
+  segments that do not touch use it);
 - ``agglomeration/merge_history.parquet``: ``u``, ``v`` (uint64), ``score`` (float64,
-  ascending = merge order).
+  ascending = merge order); ``agglomeration/fragment_ids.parquet`` (``id``), if present,
+  adds fragments that no other table names.
 
 Several files matching one pattern are concatenated (one file per block is normal).
 """
@@ -20,9 +22,10 @@ import numpy as np
 EDGES = ("graph", "edges*.parquet")
 FRAGMENTS = ("graph", "fragments*.parquet")
 MERGE_HISTORY = ("agglomeration", "merge_history.parquet")
+FRAGMENT_IDS = ("agglomeration", "fragment_ids.parquet")
 
 EDGE_COLUMNS = ("u", "v", "contact_area", "affinity_mean")
-FRAGMENT_COLUMNS = ("id", "size", "z", "y", "x")
+CENTROID_COLUMNS = (("z", "y", "x"), ("z_nm", "y_nm", "x_nm"))
 MERGE_COLUMNS = ("u", "v", "score")
 
 
@@ -70,8 +73,9 @@ def read_edges(run_dir) -> dict[str, np.ndarray]:
 def read_fragment_ids(run_dir) -> np.ndarray:
     """Sorted unique fragment ids named anywhere in the run's tables (background 0 dropped)."""
     found = []
-    if has_table(run_dir, FRAGMENTS):
-        found.append(read_table(run_dir, FRAGMENTS, ("id",))["id"].astype(np.uint64))
+    for where in (FRAGMENTS, FRAGMENT_IDS):
+        if has_table(run_dir, where):
+            found.append(read_table(run_dir, where, ("id",))["id"].astype(np.uint64))
     for where in (EDGES, MERGE_HISTORY):
         if has_table(run_dir, where):
             cols = read_table(run_dir, where, ("u", "v"))
@@ -84,13 +88,20 @@ def read_fragment_ids(run_dir) -> np.ndarray:
 
 
 def read_centroids(run_dir, fragment_ids: np.ndarray) -> np.ndarray | None:
-    """(N, 3) zyx centroids (voxels) aligned with sorted ``fragment_ids``; NaN where unknown; None if no table."""
-    if not has_table(run_dir, FRAGMENTS):
+    """(N, 3) zyx centroids aligned with sorted ``fragment_ids``; NaN where unknown; None without any."""
+    import pyarrow.parquet as pq
+
+    paths = table_paths(run_dir, FRAGMENTS)
+    if not paths:
         return None
-    cols = read_table(run_dir, FRAGMENTS, ("id", "z", "y", "x"))
+    names = set(pq.read_schema(paths[0]).names)
+    zyx = next((c for c in CENTROID_COLUMNS if set(c) <= names), None)
+    if zyx is None:
+        return None
+    cols = read_table(run_dir, FRAGMENTS, ("id", *zyx))
     ids = cols["id"].astype(np.uint64)
     out = np.full((len(fragment_ids), 3), np.nan)
     pos = np.searchsorted(fragment_ids, ids)
     ok = (pos < len(fragment_ids)) & (fragment_ids[np.minimum(pos, len(fragment_ids) - 1)] == ids)
-    out[pos[ok]] = np.stack([cols[c][ok] for c in ("z", "y", "x")], axis=1)
+    out[pos[ok]] = np.stack([cols[c][ok] for c in zyx], axis=1)
     return out

@@ -254,6 +254,7 @@ def test_initial_mapping_as_version_zero(run, tmp_path):
 
 
 def test_networkx_and_igraph_cut_the_same(run, tmp_path):
+    pytest.importorskip("igraph")
     results = []
     for backend in ("igraph", "networkx"):
         with Proofreader.open(run, "ada", threshold=0.5, database=tmp_path / f"{backend}.sqlite",

@@ -38,7 +38,7 @@ def test_mapping_lookups_and_unknown_ids():
     assert m[30] == 7 and m.segment_of(20) == 8
     assert m.segment_of([10, 20]).tolist() == [7, 8]
     assert 20 in m and 21 not in m
-    fragment_ids, segment_ids = m
+    _, segment_ids = m
     assert segment_ids.tolist() == [7, 8, 7]
     with pytest.raises(UnknownSegmentError, match="fragment 21 is not in the mapping .3 fragments. at version 3"):
         m.segment_of(21)
@@ -97,3 +97,28 @@ def test_region_graph_subgraph_and_join_edge():
     assert graph.join_edge(np.array([True, True, False, False]), np.array([False, False, True, True])) == (0, 2)
     with pytest.raises(ValueError, match="edge endpoint 99 is not a fragment"):
         RegionGraph(ids, np.array([10], np.uint64), np.array([99], np.uint64), np.array([0.5]))
+
+
+def test_the_segmentation_stage_layout_is_read(tmp_path):
+    """Per-block files named edges-<block>/fragments-<block>, nm centroids, extra columns, fragment_ids."""
+    from proofreading import Proofreader
+    from proofreading.tables import read_centroids, read_fragment_ids
+
+    run = tmp_path / "run"
+    (run / "graph").mkdir(parents=True)
+    (run / "agglomeration").mkdir()
+    pd.DataFrame({"u": np.array([1, 2], np.uint64), "v": np.array([2, 3], np.uint64), "contact_area": [4, 4],
+                  "affinity_sum": [900, 100], "affinity_mean": [0.9, 0.1], "linked": [True, False]}
+                 ).to_parquet(run / "graph" / "edges-0_0_0.parquet")
+    pd.DataFrame({"id": np.array([1, 2, 3, 7], np.uint64), "size": [5, 5, 5, 5], "anchor": [0, 1, 2, 3],
+                  "z_nm": [0.0, 0.0, 0.0, 0.0], "y_nm": [0.0, 8.0, 16.0, 500.0], "x_nm": [0.0, 0.0, 0.0, 0.0]}
+                 ).to_parquet(run / "graph" / "fragments-0_0_0.parquet")
+    pd.DataFrame({"u": np.array([1], np.uint64), "v": np.array([2], np.uint64), "score": [0.1]}
+                 ).to_parquet(run / "agglomeration" / "merge_history.parquet")
+    pd.DataFrame({"id": np.array([1, 2, 3, 7, 9], np.uint64)}).to_parquet(run / "agglomeration" / "fragment_ids.parquet")
+    ids = read_fragment_ids(run)
+    assert ids.tolist() == [1, 2, 3, 7, 9]
+    assert read_centroids(run, ids)[:, 1].tolist()[:4] == [0.0, 8.0, 16.0, 500.0]
+    with Proofreader.open(run, "ada", threshold=0.5) as pr:
+        assert pr.mapping().segment_ids.tolist() == [1, 1, 3, 7, 9]
+        assert pr.merge(7, 1).edge == (7, 2)  # no contact: the closest centroids (nm) join them
