@@ -4,3 +4,12 @@
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # lazy: the Connectome pulls in pandas and scipy, which `import connecto` must not
+    if name == "Connectome":
+        from connecto.connectome import Connectome
+
+        return Connectome
+    raise AttributeError(f"module 'connecto' has no attribute {name!r}")

@@ -132,10 +132,11 @@ def demo(out_dir, workers, overwrite):
 
 
 def _register_commands() -> None:
+    from connecto.connectome.cli import COMMANDS as connectome_commands
     from proofreading.cli import proofread
     from training.cli import predict, train
 
-    for command in (train, predict, proofread):
+    for command in (train, predict, *connectome_commands, proofread):
         cli.add_command(command)
 
 

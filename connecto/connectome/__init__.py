@@ -14,7 +14,17 @@
 Nothing heavy is imported here: navis, kimimaro, zmesh and torch load where used.
 """
 
-from .connectome import Connectome
-from .tables import map_fragments, map_synapses
-
 __all__ = ["Connectome", "map_fragments", "map_synapses"]
+
+
+def __getattr__(name):
+    # lazy, so that the CLI (which imports connecto.connectome.cli) starts without pandas
+    if name == "Connectome":
+        from .connectome import Connectome
+
+        return Connectome
+    if name in ("map_fragments", "map_synapses"):
+        from . import tables
+
+        return getattr(tables, name)
+    raise AttributeError(f"module 'connecto.connectome' has no attribute {name!r}")

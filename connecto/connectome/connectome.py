@@ -63,7 +63,7 @@ class Connectome:
 
     @classmethod
     def from_tables(cls, neurons: pd.DataFrame | None, synapses: pd.DataFrame, *, voxel_size_nm=None,
-                    mapping: tuple | None = None, skeletons: pd.DataFrame | None = None) -> "Connectome":
+                    mapping: tuple | None = None, skeletons: pd.DataFrame | None = None) -> Connectome:
         """Build from a neurons table and a synapse table.
 
         ``mapping=(fragment_ids, segment_ids)`` maps a synapse table stored against
@@ -78,7 +78,7 @@ class Connectome:
     @classmethod
     def from_edge_list(cls, edges: pd.DataFrame, *, pre: str = "pre", post: str = "post", weight: str = "weight",
                        kind: str | None = "kind", default_kind: str = "chemical",
-                       neurons: pd.DataFrame | None = None) -> "Connectome":
+                       neurons: pd.DataFrame | None = None) -> Connectome:
         """Build from a weighted edge list (a connectome published as counts, e.g. C. elegans).
 
         ``pre``/``post`` hold segment ids or names. With names, ids are taken from
@@ -102,7 +102,7 @@ class Connectome:
         return cls(neurons, synapses)
 
     @classmethod
-    def from_navis(cls, neurons) -> "Connectome":
+    def from_navis(cls, neurons) -> Connectome:
         """Build from navis TreeNeurons with connector tables (pre/post); a connector's
         partner is unknown (segment 0) unless the table has a ``partner_id`` column."""
         from .navis_io import tables_from_navis
@@ -111,7 +111,7 @@ class Connectome:
         return cls(neuron_table, synapses, voxel_size_nm=voxel_size_nm, skeletons=skeletons)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, version=None) -> "Connectome":
+    def open(cls, path: str | os.PathLike, version=None) -> Connectome:
         """Open a connectome saved with :meth:`save` (a connectome directory or a run
         directory holding ``connectome/``), at ``version`` if given."""
         directory = store.connectome_dir(path, version)
@@ -130,7 +130,7 @@ class Connectome:
                            meta, overwrite)
         return str(directory)
 
-    def with_skeletons(self, skeletons: pd.DataFrame) -> "Connectome":
+    def with_skeletons(self, skeletons: pd.DataFrame) -> Connectome:
         """A copy of this connectome carrying ``skeletons``."""
         return Connectome(self.neurons, self.synapses, voxel_size_nm=self.voxel_size_nm, skeletons=skeletons,
                           meta=self.meta)
@@ -151,7 +151,7 @@ class Connectome:
 
     def __contains__(self, neuron) -> bool:
         try:
-            self._ids([neuron])
+            self.segment_ids([neuron])
         except KeyError:
             return False
         return True
@@ -183,32 +183,38 @@ class Connectome:
             raise ValueError(f"synapse kind {unknown[0]!r} is not in this connectome; its kinds are {self.kinds}")
         return tuple(sorted(key))
 
-    def _ids(self, neurons: Iterable) -> np.ndarray:
-        """Segment ids for ids or names; KeyError naming the first unknown one."""
+    def segment_ids(self, neurons: Iterable) -> np.ndarray:
+        """Segment ids of ``neurons`` (segment ids or names); KeyError naming the first unknown one."""
+        neurons = [neurons] if isinstance(neurons, (str, Integral, np.integer)) else list(neurons)
         out = np.zeros(len(neurons), np.uint64)
-        names = None
         for i, neuron in enumerate(neurons):
             if isinstance(neuron, (Integral, np.integer)):
                 if not 0 <= int(neuron) < 2**64:
                     raise KeyError(f"neuron {neuron} is not in this connectome (segment ids are uint64)")
                 out[i] = int(neuron)
                 continue
-            if names is None:
-                if "name" not in self.neurons:
-                    raise KeyError(f"neuron {neuron!r} is not a segment id and this connectome has no names")
-                names = pd.Series(self.neurons["segment_id"].to_numpy(), index=self.neurons["name"].astype(str))
-            if neuron not in names.index:
+            if "name" not in self.neurons:
+                raise KeyError(f"neuron {neuron!r} is not a segment id and this connectome has no names")
+            hit = self._names().get(str(neuron))
+            if hit is None:
                 raise KeyError(f"neuron {neuron!r} is not in this connectome ({len(self.neurons)} neurons)")
-            hit = names.loc[[neuron]]
             if len(hit) > 1:
-                raise KeyError(f"name {neuron!r} is shared by segments {hit.tolist()}; use a segment id")
-            out[i] = hit.iloc[0]
+                raise KeyError(f"name {neuron!r} is shared by segments {hit}; use a segment id")
+            out[i] = hit[0]
         self.graph().index(out)  # raises KeyError for unknown ids
         return out
 
+    def _names(self) -> dict[str, list[int]]:
+        if "_name_index" not in self.__dict__:
+            index: dict[str, list[int]] = {}
+            for name, segment_id in zip(self.neurons["name"].astype(str), self.neuron_ids.tolist()):
+                index.setdefault(name, []).append(segment_id)
+            self._name_index = index
+        return self._name_index
+
     def neuron(self, neuron) -> pd.Series:
         """The neurons-table row of one neuron (id or name)."""
-        index = self.graph().index(self._ids([neuron]))[0]
+        index = self.graph().index(self.segment_ids([neuron]))[0]
         return self.neurons.iloc[int(index)]
 
     def edges(self, kind=None, *, min_weight: int = 1, by_kind: bool = False) -> pd.DataFrame:
@@ -239,7 +245,7 @@ class Connectome:
 
     def _partners(self, neuron, direction, min_weight, kind) -> pd.DataFrame:
         graph = self.graph(kind)
-        table = graph.partners(self._ids([neuron])[0], direction, min_weight)
+        table = graph.partners(self.segment_ids([neuron])[0], direction, min_weight)
         if "name" in self.neurons:
             table["name"] = self.neurons["name"].to_numpy()[graph.index(table["segment_id"].to_numpy())]
         return table
@@ -247,7 +253,7 @@ class Connectome:
     def adjacency(self, neurons=None, min_weight: int = 1, kind=None):
         """scipy.sparse CSR adjacency (rows pre, columns post, values synapse counts) of
         ``neurons`` in the order given (default: all, in :attr:`neuron_ids` order)."""
-        ids = None if neurons is None else self._ids(list(neurons))
+        ids = None if neurons is None else self.segment_ids(list(neurons))
         return self.graph(kind).adjacency(ids, min_weight)
 
     def shortest_path(self, source, target, min_weight: int = 1, kind=None, weighted: bool = False) -> list[int]:
@@ -255,7 +261,7 @@ class Connectome:
         with >= ``min_weight`` synapses (fewest steps; ``weighted=True``: least sum of
         1/weight); [] when there is none."""
         graph = self.graph(kind)
-        s, t = graph.index(self._ids([source, target]))
+        s, t = graph.index(self.segment_ids([source, target]))
         path = shortest_path(graph.thresholded(min_weight), int(s), int(t), weighted=weighted)
         return [int(i) for i in graph.ids[path]] if path else []
 
@@ -263,7 +269,7 @@ class Connectome:
         """All simple paths from ``source`` to ``target`` with at most ``max_length``
         connections, as lists of segment ids, shortest first."""
         graph = self.graph(kind)
-        s, t = graph.index(self._ids([source, target]))
+        s, t = graph.index(self.segment_ids([source, target]))
         found = simple_paths(graph.thresholded(min_weight), int(s), int(t), max_length)
         out = [[int(i) for i in graph.ids[p]] for p in found]
         return sorted(out, key=lambda p: (len(p), p))

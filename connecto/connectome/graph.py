@@ -26,7 +26,7 @@ class Graph:
     _sorted: np.ndarray
 
     @classmethod
-    def build(cls, ids, pre, post, weight) -> "Graph":
+    def build(cls, ids, pre, post, weight) -> Graph:
         """Build from per-synapse (or per-edge) arrays; rows naming segment 0 or an id
         outside ``ids`` are left out."""
         ids = np.asarray(ids, dtype=np.uint64)

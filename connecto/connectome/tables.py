@@ -72,7 +72,11 @@ def _fill(table: pd.DataFrame, columns: dict[str, str], skip: tuple[str, ...]) -
 
 def _as_dtype(column: pd.Series, dtype: str, name: str) -> pd.Series:
     if dtype == "category":
-        return column.astype("string").astype("category") if column.dtype != "category" else column
+        column = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+        categories = pd.Index([str(c) for c in column.cat.categories], dtype=str)
+        return pd.Series(pd.Categorical.from_codes(column.cat.codes, categories=categories), index=column.index)
+    if str(column.dtype) == dtype:
+        return column
     if dtype.startswith(("int", "uint")):
         values = pd.to_numeric(column, errors="coerce")
         if values.isna().any():
@@ -93,7 +97,7 @@ def normalize_synapses(synapses: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(f"synapse table lacks the column(s) {missing}; it has {list(synapses.columns)} "
                          "(map fragment columns with mapping=(fragment_ids, segment_ids) first)")
-    table = synapses.reset_index(drop=True).copy()
+    table = synapses.reset_index(drop=True)  # a new frame (pandas copies or copy-on-writes)
     if "synapse_id" not in table:
         table["synapse_id"] = np.arange(1, len(table) + 1, dtype=np.uint64)
     if "weight" not in table:
@@ -122,7 +126,7 @@ def normalize_neurons(neurons: pd.DataFrame | None, synapses: pd.DataFrame,
         neurons = pd.DataFrame({"segment_id": np.zeros(0, np.uint64)})
     if "segment_id" not in neurons:
         raise ValueError(f"neuron table lacks the column 'segment_id'; it has {list(neurons.columns)}")
-    table = neurons.reset_index(drop=True).copy()
+    table = neurons.reset_index(drop=True)  # a new frame (pandas copies or copy-on-writes)
     table["segment_id"] = _as_dtype(table["segment_id"], "uint64", "segment_id")
     if (table["segment_id"] == 0).any():
         raise ValueError("neuron table holds segment_id 0; 0 is background, never a neuron")
@@ -138,7 +142,7 @@ def normalize_neurons(neurons: pd.DataFrame | None, synapses: pd.DataFrame,
     table = _fill(table, NEURON_COLUMNS, skip=("n_pre", "n_post"))
     if voxel_size_nm is not None:
         known = table["size_um3"].isna() & (table["size_voxels"] > 0)
-        table.loc[known, "size_um3"] = table.loc[known, "size_voxels"] * (np.prod(voxel_size_nm) / 1e9)
+        table.loc[known, "size_um3"] = table.loc[known, "size_voxels"] * (float(np.prod(tuple(voxel_size_nm))) / 1e9)
     ids = table["segment_id"].to_numpy()
     table["n_pre"] = count_per_segment(ids, synapses["pre_segment"].to_numpy(), synapses["weight"].to_numpy())
     table["n_post"] = count_per_segment(ids, synapses["post_segment"].to_numpy(), synapses["weight"].to_numpy())
@@ -224,18 +228,19 @@ def synapse_locations(synapses: pd.DataFrame, point: str = "location") -> np.nda
 
     if point in ("pre", "post"):
         return block(point)
-    if point in ("cleft", "location") and all(c in synapses for c in CLEFT_COLUMNS):
-        out = block("cleft")
-    elif point == "cleft":
-        raise ValueError("the synapse table has no cleft_z_nm/cleft_y_nm/cleft_x_nm columns")
-    elif point == "location":
-        out = np.full((len(synapses), 3), np.nan)
-    else:
+    has_cleft = all(c in synapses for c in CLEFT_COLUMNS)
+    if point == "cleft":
+        if not has_cleft:
+            raise ValueError("the synapse table has no cleft_z_nm/cleft_y_nm/cleft_x_nm columns")
+        return block("cleft")
+    if point != "location":
         raise ValueError(f"point={point!r} is not one of 'location', 'pre', 'post', 'cleft'")
-    if point == "location":
-        for prefix in ("post", "pre"):
-            unknown = np.isnan(out).any(axis=1)
-            out[unknown] = block(prefix)[unknown]
+    out = np.array(block("cleft") if has_cleft else block("post"), copy=True)
+    for prefix in (("post", "pre") if has_cleft else ("pre",)):
+        unknown = np.isnan(out).any(axis=1)
+        if not unknown.any():
+            break
+        out[unknown] = block(prefix)[unknown]
     return out
 
 
@@ -256,7 +261,7 @@ def normalize_skeletons(skeletons: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in SKELETON_COLUMNS if c not in skeletons and c != "radius_nm"]
     if missing:
         raise ValueError(f"skeleton table lacks the column(s) {missing}; it has {list(skeletons.columns)}")
-    table = skeletons.reset_index(drop=True).copy()
+    table = skeletons.reset_index(drop=True)  # a new frame (pandas copies or copy-on-writes)
     if "radius_nm" not in table:
         table["radius_nm"] = np.nan
     for name, dtype in SKELETON_COLUMNS.items():

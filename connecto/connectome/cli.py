@@ -1,0 +1,232 @@
+"""``connecto query | export | skeletonize | mesh``: the connectome commands.
+
+Registered on the ``connecto`` group by ``connecto.cli`` (``cli.add_command``); each
+command also works alone (``query.main([...])``). Neurons are given by segment id or name.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from chunks.cli_options import engine_options
+
+OUTPUT_FORMATS = ("table", "csv", "json")
+
+
+def _neuron(value: str):
+    return int(value) if value.isdigit() else value
+
+
+def _open(path, version):
+    from connecto.connectome import Connectome
+
+    return Connectome.open(path, version=version)
+
+
+def _roi(ctx, param, value):
+    if value is None:
+        return None
+    from chunks import Roi, parse_coordinate
+
+    if ":" not in value:
+        raise click.BadParameter(f"{value!r} is not OFFSET:SHAPE (voxels, z,y,x each, e.g. 0,0,0:64,128,128)")
+    offset, shape = value.split(":", 1)
+    try:
+        return Roi(parse_coordinate(offset, name="Roi offset", positive=False),
+                   parse_coordinate(shape, name="Roi shape"))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _emit(table, fmt: str) -> None:
+    if fmt == "csv":
+        click.echo(table.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(table.to_json(orient="records"))
+    else:
+        click.echo(table.to_string(index=False) if len(table) else "(none)")
+
+
+def _common(fn):
+    options = [
+        click.argument("connectome", type=click.Path(exists=True, file_okay=False)),
+        click.option("--version", "version", default=None, help="connectome version (default: the current one)"),
+        click.option("--kind", default=None, help="synapse kind, e.g. chemical or electrical (default: all)"),
+        click.option("--min-weight", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="least synapses per connection"),
+        click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.group()
+def query():
+    """Query a connectome directory (written by `connecto export` or Connectome.save)."""
+
+
+@query.command()
+@click.argument("connectome", type=click.Path(exists=True, file_okay=False))
+@click.option("--version", "version", default=None, help="connectome version (default: the current one)")
+def summary(connectome, version):
+    """Counts of neurons, synapses per kind, connections and motifs."""
+    c = _open(connectome, version)
+    click.echo(repr(c))
+    for kind in c.kinds:
+        click.echo(f"  {kind}: {json.dumps(c.motifs(kind=kind))}")
+
+
+@query.command()
+@_common
+@click.argument("neuron")
+def upstream(connectome, version, kind, min_weight, fmt, neuron):
+    """Presynaptic partners of NEURON (id or name), strongest first."""
+    _emit(_open(connectome, version).upstream(_neuron(neuron), min_weight=min_weight, kind=kind), fmt)
+
+
+@query.command()
+@_common
+@click.argument("neuron")
+def downstream(connectome, version, kind, min_weight, fmt, neuron):
+    """Postsynaptic partners of NEURON (id or name), strongest first."""
+    _emit(_open(connectome, version).downstream(_neuron(neuron), min_weight=min_weight, kind=kind), fmt)
+
+
+@query.command()
+@_common
+@click.argument("source")
+@click.argument("target")
+@click.option("--max-length", type=click.IntRange(min=1), default=None,
+              help="list all simple paths with at most this many connections (default: one shortest path)")
+@click.option("--weighted", is_flag=True, help="shortest by the sum of 1/weight instead of the number of steps")
+def path(connectome, version, kind, min_weight, fmt, source, target, max_length, weighted):
+    """A shortest path from SOURCE to TARGET, or all paths up to --max-length."""
+    import pandas as pd
+
+    c = _open(connectome, version)
+    if max_length is None:
+        found = [c.shortest_path(_neuron(source), _neuron(target), min_weight=min_weight, kind=kind,
+                                 weighted=weighted)]
+        found = [p for p in found if p]
+    else:
+        found = c.paths(_neuron(source), _neuron(target), max_length=max_length, min_weight=min_weight, kind=kind)
+    names = dict(zip(c.neuron_ids.tolist(), c.neurons["name"].astype(str))) if "name" in c.neurons else {}
+
+    def label(segment_id):
+        return f"{segment_id} ({names[segment_id]})" if segment_id in names else str(segment_id)
+
+    _emit(pd.DataFrame({"length": [len(p) - 1 for p in found],
+                        "path": [" -> ".join(label(s) for s in p) for p in found]}), fmt)
+
+
+@query.command()
+@_common
+def motifs(connectome, version, kind, min_weight, fmt):
+    """Reciprocal pairs and feed-forward triads."""
+    import pandas as pd
+
+    counts = _open(connectome, version).motifs(min_weight=min_weight, kind=kind)
+    _emit(pd.DataFrame({"motif": list(counts), "count": list(counts.values())}), fmt)
+
+
+@query.command()
+@click.argument("connectome", type=click.Path(exists=True, file_okay=False))
+@click.option("--version", "version", default=None, help="connectome version (default: the current one)")
+@click.option("--roi", callback=_roi, default=None, metavar="Z,Y,X:Z,Y,X", help="offset:shape in voxels")
+@click.option("--by", type=click.Choice(["centroid", "bbox"]), default="centroid", show_default=True,
+              help="a neuron is in the Roi by its centroid or by an overlapping bounding box")
+@click.option("--min-voxels", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
+def neurons(connectome, version, roi, by, min_voxels, fmt):
+    """Neurons, largest first, optionally in a Roi and above a size."""
+    c = _open(connectome, version)
+    table = c.neurons_by_size(min_voxels=min_voxels)
+    if roi is not None:
+        table = table[table["segment_id"].isin(c.neurons_in_roi(roi, mode=by)["segment_id"])]
+    _emit(table, fmt)
+
+
+@query.command()
+@click.argument("connectome", type=click.Path(exists=True, file_okay=False))
+@click.option("--version", "version", default=None, help="connectome version (default: the current one)")
+@click.option("--roi", callback=_roi, required=True, metavar="Z,Y,X:Z,Y,X", help="offset:shape in voxels")
+@click.option("--point", type=click.Choice(["location", "pre", "post", "cleft"]), default="location",
+              show_default=True, help="which point of a synapse must be in the Roi")
+@click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
+def synapses(connectome, version, roi, point, fmt):
+    """Synapses in a Roi."""
+    _emit(_open(connectome, version).synapses_in_roi(roi, point=point), fmt)
+
+
+@click.command()
+@click.argument("connectome", type=click.Path(exists=True, file_okay=False))
+@click.argument("out")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "neuprint", "graphml", "swc"]), default="parquet",
+              show_default=True, help="parquet: a connectome directory; neuprint: CSVs for neo4j-admin import; "
+                                      "graphml: one file; swc: one file per skeleton")
+@click.option("--version", "version", default=None, help="connectome version (default: the current one)")
+@click.option("--dataset", default="connecto", show_default=True, help="neuPrint dataset name")
+@click.option("--kind", default=None, help="graphml: only this synapse kind (default: all)")
+@click.option("--overwrite", is_flag=True, help="replace an existing export at OUT")
+def export(connectome, out, fmt, version, dataset, kind, overwrite):
+    """Export the connectome at CONNECTOME to OUT."""
+    c = _open(connectome, version)
+    options = {"neuprint": {"dataset": dataset}, "graphml": {"kind": kind}}.get(fmt, {})
+    click.echo(f"exported {c!r} -> {c.export(out, fmt, overwrite=overwrite, **options)} ({fmt})")
+
+
+@click.command()
+@click.argument("segmentation")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--min-voxels", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="skip labels smaller than this (whole-volume size)")
+@engine_options
+def skeletonize(segmentation, out, min_voxels, scheduler, workers, block_shape, overwrite, progress):
+    """Skeletonise the segmentation volume SEGMENTATION into OUT/skeletons.parquet (kimimaro,
+    blockwise). OUT may be a connectome directory, whose neurons then carry the skeletons."""
+    from chunks import open_volume
+    from connecto.connectome.skeleton_stage import skeletonize_volume
+
+    table = skeletonize_volume(open_volume(segmentation), out, min_voxels=min_voxels, block_shape=block_shape,
+                               scheduler=scheduler, num_workers=workers, overwrite=overwrite, progress=progress)
+    click.echo(f"skeletonized {table['segment_id'].nunique()} segments ({len(table)} nodes) -> "
+               f"{out}/skeletons.parquet")
+
+
+@click.command()
+@click.argument("segmentation")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--ids", default=None, metavar="ID,ID,...", help="only these segments (default: all)")
+@click.option("--reduction-factor", type=click.IntRange(min=0), default=10, show_default=True,
+              help="simplify to about 1/N of the triangles (0: no simplification)")
+@click.option("--max-error", type=float, default=None, help="most a vertex may move when simplifying, nm "
+                                                            "(default: one voxel)")
+@click.option("--link/--no-link", default=True, show_default=True,
+              help="when OUT is inside a precomputed segmentation layer, point its info at the meshes")
+@engine_options
+def mesh(segmentation, out, ids, reduction_factor, max_error, link, scheduler, workers, block_shape, overwrite,
+         progress):
+    """Mesh the segmentation volume SEGMENTATION into OUT, Neuroglancer precomputed (legacy) meshes."""
+    from pathlib import Path
+
+    from chunks import open_volume
+    from connecto.connectome.meshes import link_mesh_to_segmentation, mesh_volume
+
+    try:
+        id_list = [int(i) for i in ids.split(",")] if ids else None
+    except ValueError:
+        raise click.BadParameter(f"{ids!r} is not a comma-separated list of segment ids", param_hint="--ids") from None
+    count = mesh_volume(open_volume(segmentation), out, ids=id_list, block_shape=block_shape,
+                        reduction_factor=reduction_factor, max_error=max_error, scheduler=scheduler,
+                        num_workers=workers, overwrite=overwrite, progress=progress)
+    layer = Path(out).resolve().parent
+    if link and (layer / "info").exists():
+        link_mesh_to_segmentation(layer, Path(out).name)
+        click.echo(f"linked {layer}/info to its meshes")
+    click.echo(f"meshed {count} segments -> {out}")
+
+
+COMMANDS = (query, export, skeletonize, mesh)
