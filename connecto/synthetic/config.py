@@ -49,14 +49,14 @@ class SynthConfig:
     """
 
     shape: Coordinate
-    voxel_size_nm: Coordinate = Coordinate(8, 8, 8)
+    voxel_size_nm: Coordinate = Coordinate(8, 8, 8)  # noqa: RUF009 - an immutable tuple
     seed: int = 0
     density: float = 0.6
     n_synapses: int | None = None
     synapses_per_um3: float = 1.5
     max_posts: int = 4
-    axon_radius_nm: float = 55.0
-    dendrite_radius_nm: float = 160.0
+    axon_radius_nm: float = 50.0
+    dendrite_radius_nm: float = 130.0
     body_radius_nm: float = 600.0
     axon_fraction: float = 0.6
     n_bodies: int | None = None
@@ -74,14 +74,18 @@ class SynthConfig:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed {self.seed!r} must be an integer >= 0")
         _check_range("density", self.density, 0.0, 0.95, low_open=True)
-        if self.n_synapses is not None:
-            if not isinstance(self.n_synapses, int) or isinstance(self.n_synapses, bool) or self.n_synapses < 0:
-                raise ValueError(f"n_synapses {self.n_synapses!r} must be an integer >= 0 (the number of synapses)")
+        n = self.n_synapses
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 0):
+            raise ValueError(f"n_synapses {n!r} must be an integer >= 0 (the number of synapses)")
         _check_range("synapses_per_um3", self.synapses_per_um3, 0.0, 100.0)
         if not isinstance(self.max_posts, int) or not 1 <= self.max_posts <= 8:
             raise ValueError(f"max_posts {self.max_posts!r} must be an integer in [1, 8] (1 = no polyadic synapses)")
+        finest = min(self.voxel_size_nm)
         for name in ("axon_radius_nm", "dendrite_radius_nm", "body_radius_nm"):
             _check_range(name, getattr(self, name), 0.0, 1e5, low_open=True)
+            if getattr(self, name) < 1.5 * finest:
+                raise ValueError(f"{name} {getattr(self, name)!r} is below one voxel: cores need a radius of at "
+                                 f"least {1.5 * finest:g} nm (1.5 voxels) at voxel size {self.voxel_size_nm} nm")
         _check_range("axon_fraction", self.axon_fraction, 0.0, 1.0)
         if self.n_bodies is not None and (not isinstance(self.n_bodies, int) or self.n_bodies < 0):
             raise ValueError(f"n_bodies {self.n_bodies!r} must be an integer >= 0")
@@ -106,20 +110,20 @@ class SynthConfig:
     def volume_um3(self) -> float:
         return math.prod(s * v for s, v in zip(self.shape, self.voxel_size_nm)) * 1e-9
 
-    def resolve(self) -> "SynthConfig":
+    def resolve(self) -> SynthConfig:
         """The same config with every None replaced by its value from ``difficulty`` or the volume."""
         d = self.difficulty
-        n_syn = self.n_synapses if self.n_synapses is not None else int(round(self.synapses_per_um3 * self.volume_um3))
+        n_syn = self.n_synapses if self.n_synapses is not None else round(self.synapses_per_um3 * self.volume_um3)
         n_bodies = self.n_bodies if self.n_bodies is not None else int(self.volume_um3 // 8)
         return dataclasses.replace(
             self,
             n_synapses=n_syn,
             n_bodies=n_bodies,
-            noise=self.noise if self.noise is not None else round(4.0 + 20.0 * d, 6),
+            noise=self.noise if self.noise is not None else round(3.0 + 15.0 * d, 6),
             membrane_contrast=(self.membrane_contrast if self.membrane_contrast is not None
-                               else round(0.6 - 0.35 * d, 6)),
+                               else round(0.5 - 0.3 * d, 6)),
             artefact_rate=self.artefact_rate if self.artefact_rate is not None else round(0.1 * d, 6),
-            blur_nm=self.blur_nm if self.blur_nm is not None else round(3.0 + 5.0 * d, 6),
+            blur_nm=self.blur_nm if self.blur_nm is not None else round(5.0 + 6.0 * d, 6),
         )
 
     def to_dict(self) -> dict:
@@ -128,7 +132,7 @@ class SynthConfig:
         return out
 
     @classmethod
-    def from_dict(cls, values: dict) -> "SynthConfig":
+    def from_dict(cls, values: dict) -> SynthConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

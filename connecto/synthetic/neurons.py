@@ -54,8 +54,9 @@ class _Occupancy:
     def __init__(self, lo, hi, cell_nm: float, margin_nm: float):
         self.cell = float(cell_nm)
         self.origin = np.asarray(lo, float) - margin_nm
-        self.shape = tuple(int(math.ceil((h - lo_ + 2 * margin_nm) / self.cell)) + 1 for lo_, h in zip(lo, hi))
+        self.shape = tuple(math.ceil((h - lo_ + 2 * margin_nm) / self.cell) + 1 for lo_, h in zip(lo, hi))
         self.grid = np.zeros(self.shape, dtype=np.int32)
+        self.strides = np.array([self.shape[1] * self.shape[2], self.shape[2], 1], dtype=np.int64)
         centres = [(np.arange(n) + 0.5) * self.cell + o for n, o in zip(self.shape, self.origin)]
         inside = [(c >= lo_) & (c <= h) for c, lo_, h in zip(centres, lo, hi)]
         self.in_box = inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :]
@@ -63,12 +64,14 @@ class _Occupancy:
         self.painted = 0
         self._offsets: dict[int, np.ndarray] = {}
 
-    def _ball_offsets(self, k: int) -> np.ndarray:
-        """Cell offsets that a ball of radius ``k`` cells centred in cell 0 may touch."""
+    def _ball_offsets(self, k: int):
+        """Cell offsets that a ball of radius ``k`` cells centred in cell 0 may touch, with their
+        flat-index steps and (float) per-axis coordinates + 0.5."""
         if k not in self._offsets:
             r = np.arange(-k - 1, k + 2)
             cube = np.stack(np.meshgrid(r, r, r, indexing="ij"), -1).reshape(-1, 3)
-            self._offsets[k] = cube[(np.maximum(np.abs(cube) - 1, 0) ** 2).sum(1) <= k * k]
+            off = cube[(np.maximum(np.abs(cube) - 1, 0) ** 2).sum(1) <= k * k]
+            self._offsets[k] = (off @ self.strides, [(off[:, a] + 0.5).astype(np.float32) for a in range(3)])
         return self._offsets[k]
 
     def touched(self, pos: np.ndarray, radius: np.ndarray):
@@ -78,18 +81,21 @@ class _Occupancy:
         frac = (t - base).astype(np.float32)
         rr = (radius / self.cell).astype(np.float32)
         k_all = np.ceil(rr).astype(np.int64)
+        base_flat = base @ self.strides
         nodes, flats = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-        strides = np.array([self.shape[1] * self.shape[2], self.shape[2], 1], dtype=np.int64)
         for k in np.unique(k_all):
             sel = np.flatnonzero(k_all == k)
-            off = self._ball_offsets(int(k))
-            gap2 = np.zeros((len(sel), len(off)), np.float32)
+            steps, axes = self._ball_offsets(int(k))
+            gap2 = None
             for a in range(3):
-                g = np.abs(off[None, :, a].astype(np.float32) + np.float32(0.5) - frac[sel, a, None]) - np.float32(0.5)
-                gap2 += np.maximum(g, 0) ** 2
+                g = np.abs(axes[a][None, :] - frac[sel, a, None])
+                g -= np.float32(0.5)
+                np.maximum(g, 0, out=g)
+                g *= g
+                gap2 = g if gap2 is None else gap2 + g
             node, which = np.nonzero(gap2 <= (rr[sel] ** 2)[:, None])
             nodes.append(sel[node])
-            flats.append(base[sel[node]] @ strides + off[which] @ strides)
+            flats.append(base_flat[sel[node]] + steps[which])
         return np.concatenate(nodes), np.concatenate(flats)
 
     def blocked(self, pos, radius, own: int) -> np.ndarray:
@@ -122,12 +128,48 @@ def _unit(rng, n=None) -> np.ndarray:
     return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def _smooth_series(rng, n: int, sigma: float, dims: int = 3) -> np.ndarray:
-    """A smooth random series of ``n`` steps (Gaussian-filtered white noise), about unit variance."""
+def _smooth(e: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-filtered white noise along axis 0, rescaled to about unit variance."""
     from scipy.ndimage import gaussian_filter1d
 
-    e = rng.normal(size=(n, dims))
     return gaussian_filter1d(e, sigma, axis=0, mode="nearest") * math.sqrt(2 * math.sqrt(math.pi) * sigma)
+
+
+class _Path:
+    """A random process path (positions and core radii of ``n`` nodes after ``start``).
+
+    The randomness is drawn at once; ``prefix(L)`` evaluates only the first L nodes, so a
+    path that soon runs into another neuron costs little. A longer prefix extends a shorter
+    one exactly (the filters see enough of the noise beyond the prefix).
+    """
+
+    DIRECTION_SIGMA, RADIUS_SIGMA = 6.0, 15.0
+
+    def __init__(self, rng, start, direction, step: float, n: int, wiggle: float, r0: float,
+                 boutons: bool = False, head: float = 0.0):
+        self.start, self.direction, self.step, self.n = start, direction, step, n
+        self.wiggle, self.r0, self.head = wiggle, r0, head
+        self.e_dir = rng.normal(size=(n, 3))
+        self.e_rad = rng.normal(size=n)
+        self.bumps: list[tuple[float, float]] = []
+        if boutons:
+            at = np.cumsum(rng.uniform(700.0, 1800.0, size=int(n * step // 700) + 2))
+            self.bumps = [(float(c), float(rng.uniform(2.0, 2.8))) for c in at[at < n * step]]
+
+    def prefix(self, length: int):
+        pad = int(4 * self.RADIUS_SIGMA) + 1
+        m = min(self.n, length + pad)
+        d = self.direction[None, :] + self.wiggle * _smooth(self.e_dir[:m], self.DIRECTION_SIGMA)[:length]
+        d /= np.linalg.norm(d, axis=1, keepdims=True)
+        pos = self.start + np.cumsum(self.step * d, axis=0)
+        r = self.r0 * np.clip(np.exp(0.12 * _smooth(self.e_rad[:m], self.RADIUS_SIGMA)[:length]), 0.72, 1.4)
+        s = np.arange(1, length + 1) * self.step
+        for centre, size in self.bumps:
+            width = 0.7 * size * self.r0
+            r = np.maximum(r, self.r0 * (1 + (size - 1) * np.exp(-0.5 * ((s - centre) / width) ** 2)))
+        if self.head:  # nodes within ``head`` of the tip carry the radii of a ball centred on the tip
+            r = np.maximum(r, np.sqrt(np.maximum(self.head**2 - (self.n * self.step - s) ** 2, 0.0)))
+        return pos, r
 
 
 class _Grower:
@@ -138,8 +180,11 @@ class _Grower:
         self.hi = (np.asarray(cfg.shape) - 0.5) * vs
         self.min_radius = 0.7 * min(cfg.axon_radius_nm, cfg.dendrite_radius_nm)
         self.neck_radius = max(0.3 * cfg.dendrite_radius_nm, self.min_radius)
-        cell = max(self.min_radius, (float(np.prod(self.hi - self.lo)) / 40e6) ** (1 / 3))
-        self.max_radius = max(3.5 * cfg.axon_radius_nm, 1.9 * cfg.dendrite_radius_nm, 1.2 * cfg.body_radius_nm)
+        cell = max(0.5 * self.min_radius, (float(np.prod(self.hi - self.lo)) / 40e6) ** (1 / 3))
+        # the largest core any node can get (boutons on the thickest axons, bodies, spine heads):
+        # the occupancy grid reaches this far beyond the volume
+        self.max_radius = max(5.1 * cfg.axon_radius_nm, 1.9 * cfg.dendrite_radius_nm, 1.2 * cfg.body_radius_nm,
+                              1.8 * self.neck_radius)
         self.occ = _Occupancy(self.lo, self.hi, cell, self.max_radius + 3 * cell)
         self.diag = float(np.linalg.norm(self.hi - self.lo))
         self.pos, self.rad, self.neuron, self.parent, self.chain = [], [], [], [], []
@@ -178,21 +223,15 @@ class _Grower:
         return len(pos)
 
     # --- process shapes ------------------------------------------------------------------
-    def _walk(self, start, direction, step: float, n: int, wiggle: float):
-        d = direction[None, :] + wiggle * _smooth_series(self.rng, n, 6.0)
-        d /= np.linalg.norm(d, axis=1, keepdims=True)
-        return start + np.cumsum(step * d, axis=0)
-
-    def _radii(self, r0: float, n: int, step: float, boutons: bool) -> np.ndarray:
-        r = r0 * np.clip(np.exp(0.12 * _smooth_series(self.rng, n, 15.0, 1)[:, 0]), 0.72, 1.4)
-        if boutons:
-            s = np.arange(1, n + 1) * step
-            at = np.cumsum(self.rng.uniform(700.0, 1800.0, size=int(s[-1] // 700) + 2))
-            for centre in at[at < s[-1]]:
-                size = self.rng.uniform(2.0, 2.8)
-                width = 0.7 * size * r0
-                r = np.maximum(r, r0 * (1 + (size - 1) * np.exp(-0.5 * ((s - centre) / width) ** 2)))
-        return r
+    def _grow(self, path: _Path, own: int):
+        """The longest leading part of ``path`` inside the volume and clear of other neurons."""
+        length, checked = min(CHUNK, path.n), 0
+        while True:
+            pos, rad = path.prefix(length)
+            keep = checked + self._extent(pos[checked:], rad[checked:], own)
+            if keep < length or length == path.n:
+                return pos[:keep], rad[:keep]
+            checked, length = length, min(2 * length, path.n)
 
     def grow_process(self, neuron: int, r0: float, wiggle: float, boutons: bool, min_len: float):
         """A process through a free point, grown both ways; returns its node indices or None."""
@@ -205,13 +244,8 @@ class _Grower:
         r_start = np.array([r0])
         if self.occ.blocked(start[None], r_start, neuron)[0]:
             return None
-        sides = []
-        for sign in (1.0, -1.0):
-            pos = self._walk(start, sign * direction, step, n, wiggle)
-            rad = self._radii(r0, n, step, boutons)
-            keep = self._extent(pos, rad, neuron)
-            sides.append((pos[:keep], rad[:keep]))
-        (fp, fr), (bp, br) = sides
+        fp, fr = self._grow(_Path(self.rng, start, direction, step, n, wiggle, r0, boutons), neuron)
+        bp, br = self._grow(_Path(self.rng, start, -direction, step, n, wiggle, r0, boutons), neuron)
         pos = np.concatenate([bp[::-1], start[None], fp])
         rad = np.concatenate([br[::-1], r_start, fr])
         if (len(pos) - 1) * step < min_len:
@@ -224,16 +258,12 @@ class _Grower:
         step = 0.5 * 0.72 * r0
         n = max(2, int(length / step))
         origin = self.pos_of(parent)
-        pos = self._walk(origin, direction, step, n, wiggle)
-        rad = self._radii(r0, n, step, boutons)
-        if head:  # nodes within ``head`` of the tip carry the radii of a ball centred on the tip
-            s = np.arange(1, n + 1) * step
-            rad = np.maximum(rad, np.sqrt(np.maximum(head**2 - (s[-1] - s) ** 2, 0.0)))
-        keep = self._extent(pos, rad, neuron)
+        pos, rad = self._grow(_Path(self.rng, origin, direction, step, n, wiggle, r0, boutons, head), neuron)
+        keep = len(pos)
         clear = self.rad_of(parent) + r0
         if keep == 0 or np.linalg.norm(pos[keep - 1] - origin) < clear:
             return None
-        return self._add(pos[:keep], rad[:keep], neuron, parent)
+        return self._add(pos, rad, neuron, parent)
 
     def pos_of(self, index: int) -> np.ndarray:
         return self._flat("pos")[index]
@@ -282,14 +312,16 @@ class _Grower:
         self.add_spines(neuron, nodes, r0)
         return True
 
-    def add_axon(self) -> bool:
-        r0 = self.cfg.axon_radius_nm * self.rng.uniform(0.85, 1.2)
+    def add_axon(self, filler: bool = False) -> bool:
+        """An axon with boutons; a ``filler`` is a thin, possibly short one for the gaps left."""
+        a = self.cfg.axon_radius_nm
+        r0 = a * (self.rng.uniform(0.7, 0.9) if filler else float(np.clip(self.rng.lognormal(0.0, 0.3), 0.7, 1.8)))
         neuron = self.new_neuron("axon")
-        nodes = self.grow_process(neuron, r0, 0.3, True, min_len=max(300.0, 6 * r0))
+        nodes = self.grow_process(neuron, r0, 0.3, True, min_len=max(150.0, 4 * r0) if filler else max(300.0, 6 * r0))
         if nodes is None:
             self.drop_last_neuron()
             return False
-        for node in self._branch_points(nodes, r0, per_um=0.12):
+        for node in self._branch_points(nodes, r0, per_um=0.0 if filler else 0.12):
             self.grow_branch(neuron, node, self._side(node, nodes), r0, self.rng.uniform(600, 2500), 0.3,
                              boutons=True)
         return True
@@ -334,8 +366,10 @@ def grow_neurons(cfg: SynthConfig, rng: np.random.Generator) -> Skeletons:
             if g.add_body():
                 break
     dendrite_share = cfg.density * (1.0 - cfg.axon_fraction)
-    for phase, share, add, patience in (("dendrite", dendrite_share, g.add_dendrite, 40),
-                                        ("axon", cfg.density, g.add_axon, 120)):
+    phases = (("dendrite", dendrite_share, g.add_dendrite, 40),
+              ("axon", cfg.density, g.add_axon, 120),
+              ("filler", cfg.density, lambda: g.add_axon(filler=True), 150))
+    for phase, share, add, patience in phases:
         failures = attempts = 0
         while g.occ.fraction < share and failures < patience and attempts < 20000:
             attempts += 1
