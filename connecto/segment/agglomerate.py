@@ -190,12 +190,12 @@ def agglomerate_mean(edges: pd.DataFrame, fragments: pd.DataFrame | None = None,
         absorbed = np.flatnonzero((target >= 0) & (merge_score <= max_score))
         if absorbed.size == 0:
             break
-        history_u.append(g.ids[target[absorbed]])
-        history_v.append(g.ids[absorbed])
-        history_s.append(merge_score[absorbed])
         step = np.arange(n, dtype=np.int64)
         step[absorbed] = target[absorbed]
         step = _resolve_chains(step)
+        history_u.append(g.ids[step[absorbed]])
+        history_v.append(g.ids[absorbed])
+        history_s.append(merge_score[absorbed])
         changed = np.zeros(n, bool)
         changed[absorbed] = True
         changed[step[absorbed]] = True
@@ -295,9 +295,9 @@ def mutex_watershed(edges: pd.DataFrame, fragments: pd.DataFrame | None = None, 
 
     Edge weight = mean affinity - ``bias``: positive edges attract, negative ones repel,
     processed by decreasing magnitude (ties by anchors, so the result does not depend on
-    ids). Returns a MergeHistory whose merges (score = 1 - mean affinity of the edge that
-    caused it, linked pieces first) together give the mutex segmentation: use
-    ``mapping(1.0)``; lower thresholds are not a mutex result for another bias.
+    ids). Returns a MergeHistory whose merges (linked pieces first, at ``LINK_SCORE``;
+    then each fragment joined to its segment, at score 0) give the mutex segmentation at
+    every threshold >= 0: a mutex result has no hierarchy; rerun with another ``bias``.
     """
     import mwatershed
 
@@ -313,7 +313,6 @@ def mutex_watershed(edges: pd.DataFrame, fragments: pd.DataFrame | None = None, 
     clustered = mwatershed.cluster(list(zip((weight[order] > 0).tolist(), u[order].tolist(), v[order].tolist())))
     pairs = np.array(clustered, dtype=np.int64).reshape(-1, 2)
     merged = pairs[pairs[:, 0] != pairs[:, 1]]
-    # record each merged node against its segment's node, scored by its best attractive edge to anything
     merges = pd.DataFrame({"u": g.ids[merged[:, 1]], "v": g.ids[merged[:, 0]],
                            "score": np.zeros(len(merged))})
     merges = pd.concat([links, merges], ignore_index=True)

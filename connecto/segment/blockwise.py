@@ -11,8 +11,8 @@ Layout of a run directory ``OUT`` (a local path or a bucket URL):
 - ``OUT/segmentation``: the relabelled Volume for one threshold (when asked for);
 - ``OUT/run.json``: parameters and timings.
 
-Two passes over voxels: fragments (context 1 voxel), then the region graph (context
-1 voxel, reading the fragments of the neighbouring blocks). Agglomeration runs on the
+Two passes over voxels: fragments (context 2 voxels), then the region graph (context
+2 voxels, reading the fragments of the neighbouring blocks). Agglomeration runs on the
 merged graph, which is small beside the volume. Every block's outputs derive from the
 block alone, so reruns resume and a block written twice writes the same bytes.
 """
@@ -38,7 +38,7 @@ from .region_graph import region_graph
 
 logger = logging.getLogger(__name__)
 
-CONTEXT = Coordinate(1, 1, 1)
+CONTEXT = Coordinate(2, 2, 2)  # a link depends on the edges within two voxels (see .fragments)
 METHODS = ("mean", "mutex")
 
 
@@ -77,6 +77,25 @@ class SegmentResult:
     seconds: dict = field(default_factory=dict)
 
 
+def segment_array(affs: np.ndarray, params: SegmentParams = SegmentParams(),
+                  voxel_size_nm=(1, 1, 1)) -> tuple[np.ndarray, MergeHistory]:
+    """The whole pipeline on an in-memory affinity array: (fragments, merge history).
+
+    The single-block case of :func:`segment`, without storage:
+    ``relabel(fragments, history.mapping(t))`` is the segmentation at threshold ``t``.
+    """
+    from .fragments import fragments as watershed
+
+    affs = as_uint8_affinities(affs)
+    links = link_mask(affs, params.aff_low, params.aff_high)
+    labels = watershed(affs, aff_low=params.aff_low, links=links)
+    table = fragment_table(labels, voxel_size_nm=voxel_size_nm)
+    edges = region_graph(labels, affs, links=links)
+    if params.method == "mutex":
+        return labels, mutex_watershed(edges, table, bias=params.bias)
+    return labels, agglomerate_mean(edges, table, max_score=params.max_score)
+
+
 # --- block functions (picklable through functools.partial) ----------------------------
 
 def _first_plane_absent(block, volume_roi: Roi) -> tuple[bool, bool, bool]:
@@ -108,7 +127,6 @@ def region_graph_block(params: SegmentParams, volume_roi: Roi, run_dir: str, blo
     links = link_mask(affs, params.aff_low, params.aff_high, _first_plane_absent(block, volume_roi))
     edges = region_graph(inputs["fragments"], affs, owned=block.write_slices(), links=links)
     _write_table(edges, run_dir, "graph", f"edges-{block.name}.parquet")
-    return None
 
 
 def relabel_block(mapping_path: str, id_stride: int, block, inputs):
@@ -258,7 +276,7 @@ def segment(affinities, run_dir: str, *, thresholds=(0.5,), ground_truth=None, p
     write_json(parse_url(run_dir), "run.json", {
         "params": asdict(params), "block_shape": list(block_shape), "thresholds": thresholds,
         "affinities": str(affs.url), "seconds": {k: round(v, 3) for k, v in seconds.items()},
-        "num_fragments": int(history.fragment_ids.size), "num_merges": int(len(history.merges)),
+        "num_fragments": int(history.fragment_ids.size), "num_merges": len(history.merges),
     })
     return result
 

@@ -6,7 +6,8 @@ import json
 
 import click
 
-from connecto.cli import _coordinate, engine_options
+from chunks.cli_options import coordinate_option as _coordinate
+from chunks.cli_options import engine_options
 
 
 def parse_thresholds(text: str) -> list[float]:
@@ -22,7 +23,7 @@ def parse_thresholds(text: str) -> list[float]:
             if len(parts) != 3 or parts[2] <= 0 or parts[1] < parts[0]:
                 raise ValueError
             start, stop, step = parts
-            count = int(round((stop - start) / step)) + 1
+            count = round((stop - start) / step) + 1
             values = [round(start + i * step, 6) for i in range(count)]
             return [v for v in values if v <= stop + 1e-9]
         return [float(p) for p in text.split(",") if p.strip()]

@@ -62,14 +62,18 @@ def region_graph(fragments: np.ndarray, affs: np.ndarray, *, owned=None, links: 
         there = list(here)
         there[c] = slice(start - 1, here[c].stop - 1)
         a, b = fragments[tuple(here)], fragments[tuple(there)]
-        contact = (a != b) & (a != 0) & (b != 0)
-        if not contact.any():
-            continue
+        contact = a != b
         a, b = a[contact], b[contact]
+        value, link = affs[c][tuple(here)][contact], links[c][tuple(here)][contact]
+        inside = (a != 0) & (b != 0)  # background is rare: filter after the gather
+        if not inside.all():
+            a, b, value, link = a[inside], b[inside], value[inside], link[inside]
+        if a.size == 0:
+            continue
         us.append(np.minimum(a, b))
         vs.append(np.maximum(a, b))
-        values.append(affs[c][tuple(here)][contact])
-        linked.append(links[c][tuple(here)][contact])
+        values.append(value)
+        linked.append(link)
     if not us:
         return empty_edge_table()
     return aggregate_contacts(np.concatenate(us), np.concatenate(vs), np.concatenate(values),
@@ -104,7 +108,8 @@ def aggregate_contacts(u: np.ndarray, v: np.ndarray, values: np.ndarray, linked:
         low_v, high_v = sorted_values[starts + lower], sorted_values[starts + upper]
         columns[name] = ((low_v + (high_v - low_v) * (position - lower)) / AFFINITY_MAX).astype(np.float32)
     columns["linked"] = np.isin(edge_keys, edge_key[linked]) if linked.any() else np.zeros(edge_keys.size, bool)
-    return pd.DataFrame(columns)[list(EDGE_COLUMNS)]
+    table = pd.DataFrame(columns)[list(EDGE_COLUMNS)]
+    return table.sort_values(["u", "v"], ignore_index=True)
 
 
 def empty_edge_table() -> pd.DataFrame:

@@ -8,6 +8,10 @@ from chunks import Roi, create_volume
 from connecto.segment.evaluate import contingency_table, evaluate, evaluate_table, merge_tables
 
 
+def numbers(result):
+    return {k: v for k, v in result.to_dict().items() if not isinstance(v, list)}
+
+
 def test_perfect_match_up_to_renumbering():
     gt = np.array([[1, 1, 2, 2, 3]])
     result = evaluate(gt * 7 + 1, gt)
@@ -44,7 +48,9 @@ def test_agrees_with_scikit_image(seed):
     assert result.voi_split == pytest.approx(split, abs=1e-10)
     assert result.voi_merge == pytest.approx(merge, abs=1e-10)
     assert result.arand == pytest.approx(arand, abs=1e-12)
-    assert (result.rand_precision, result.rand_recall) == (pytest.approx(precision), pytest.approx(recall))
+    # skimage's code divides by the GT's pair count for what it calls precision (its docstring
+    # says the test image's); we follow the docstring (SNEMI3D), so the two come swapped
+    assert (result.rand_precision, result.rand_recall) == (pytest.approx(recall), pytest.approx(precision))
     assert result.num_voxels == int((gt != 0).sum())
 
 
@@ -63,7 +69,9 @@ def test_block_tables_add_up_to_the_whole():
     seg = rng.integers(0, 5, size=(8, 8, 8))
     whole = evaluate_table(contingency_table(seg, gt))
     parts = merge_tables([contingency_table(seg[:3], gt[:3]), contingency_table(seg[3:], gt[3:])])
-    assert evaluate_table(parts).to_dict() == whole.to_dict()
+    assert numbers(evaluate_table(parts)) == pytest.approx(numbers(whole))
+    assert [row["gt_id"] for row in evaluate_table(parts).worst_splits] == \
+        [row["gt_id"] for row in whole.worst_splits]
 
 
 def test_volumes_are_read_block_by_block(tmp_path):
@@ -74,9 +82,9 @@ def test_volumes_are_read_block_by_block(tmp_path):
         create_volume(tmp_path / name, data.shape, data.dtype, (8, 8, 8), chunk_shape=(4, 4, 4)).write(
             Roi((0, 0, 0), data.shape), data)
     from_volumes = evaluate(str(tmp_path / "seg"), str(tmp_path / "gt"), block_shape=(3, 5, 7))
-    assert from_volumes.to_dict() == evaluate(seg, gt).to_dict()
+    assert numbers(from_volumes) == pytest.approx(numbers(evaluate(seg, gt)))
     part = evaluate(str(tmp_path / "seg"), str(tmp_path / "gt"), roi=Roi((0, 0, 0), (10, 12, 12)))
-    assert part.to_dict() == evaluate(seg[:10], gt[:10]).to_dict()
+    assert numbers(part) == pytest.approx(numbers(evaluate(seg[:10], gt[:10])))
 
 
 def test_different_shapes_are_refused_with_both_shapes():

@@ -17,8 +17,9 @@ from connecto.segment.fragments import (
 
 
 def blocks_of_labels(seed=0, grid=(3, 4, 4), size=6):
-    rng = np.random.default_rng(seed)
-    return np.kron(rng.integers(1, 50, grid), np.ones((size,) * 3, int)).astype(np.uint64)
+    """Cubes of ``size`` voxels, each its own object."""
+    ids = np.random.default_rng(seed).permutation(np.prod(grid)).reshape(grid) + 1
+    return np.kron(ids, np.ones((size,) * 3, int)).astype(np.uint64)
 
 
 def test_affinities_from_labels_follow_the_minus_one_convention():
@@ -49,7 +50,7 @@ def test_ids_start_after_the_offset_and_background_is_zero():
     labels[:, :3] = 1
     labels[:, 3:5] = 2
     affs = affinities_from_labels(labels)
-    affs[:, :, 5] = 0  # the last column joins nothing: background
+    affs[..., 5] = 0  # the last x column joins nothing: background
     frags = fragments(affs, id_offset=1000)
     assert set(np.unique(frags).tolist()) == {0, 1001, 1002}
     assert (frags[:, :, 5] == 0).all()
@@ -121,3 +122,11 @@ def test_bad_affinities_are_refused(affs, message):
 
 def test_float_affinities_are_scaled_to_uint8():
     assert as_uint8_affinities(np.full((3, 1, 1, 2), 0.5, np.float32)).tolist() == [[[[128, 128]]]] * 3
+
+
+def test_anchors_are_raster_order_whatever_the_memory_order():
+    labels = np.zeros((3, 3, 3), np.uint64)
+    labels[1, 2, 0] = labels[2, 0, 0] = 4
+    for array in (labels, np.asfortranarray(labels)):
+        assert fragment_table(array).set_index("id").loc[4, "anchor"] == 1 * 9 + 2 * 3
+    assert fragments(affinities_from_labels(labels)).flags["C_CONTIGUOUS"]
