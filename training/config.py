@@ -143,8 +143,8 @@ def _resolve(path: str, base_dir: str) -> str:
     return os.path.normpath(os.path.join(base_dir, path))
 
 
-def load_config(path: str) -> Config:
-    """Read a YAML (.yaml/.yml) or TOML (.toml) config; relative paths are relative to the file."""
+def load_mapping(path: str) -> dict:
+    """The key/value content of a YAML (.yaml/.yml) or TOML (.toml) file."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"config file {path!r} does not exist")
     with open(path, "rb") as f:
@@ -152,14 +152,17 @@ def load_config(path: str) -> Config:
     if path.endswith(".toml"):
         import tomllib
 
-        values = tomllib.loads(text.decode())
-    elif path.endswith((".yaml", ".yml")):
+        return tomllib.loads(text.decode())
+    if path.endswith((".yaml", ".yml")):
         import yaml
 
-        values = yaml.safe_load(text) or {}
-    else:
-        raise ValueError(f"config {path!r} must end in .toml, .yaml or .yml")
-    return config_from_dict(values, base_dir=os.path.dirname(os.path.abspath(path)))
+        return yaml.safe_load(text) or {}
+    raise ValueError(f"config {path!r} must end in .toml, .yaml or .yml")
+
+
+def load_config(path: str) -> Config:
+    """Read a YAML or TOML training config; relative paths are relative to the file."""
+    return config_from_dict(load_mapping(path), base_dir=os.path.dirname(os.path.abspath(path)))
 
 
 def config_to_dict(config) -> dict:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from math import gcd
 
 import numpy as np
 
@@ -102,6 +103,8 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
     block_shape = Coordinate(block_shape)
     if any(b % f for b, f in zip(block_shape, factor)):
         raise ValueError(f"block shape {block_shape} must be a multiple of the model's pooling factors {factor}")
+    # every block must start on the output's chunk grid
+    chunk_shape = Coordinate(gcd(c, b) for c, b in zip(chunk_shape, block_shape))
     out = create_volume(out_url, raw.shape, "uint8", raw.voxel_size_nm, offset=raw.offset,
                         chunk_shape=chunk_shape, num_channels=config.out_channels, overwrite=overwrite,
                         layer_type="image")

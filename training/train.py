@@ -1,6 +1,7 @@
 """The training loop: AdamW on class-balanced BCE over affinities, checkpoints, resume, validation log.
 
-``out_dir`` receives ``checkpoint_<step>.pt`` every ``checkpoint_every`` steps, ``log.csv``
+``out_dir`` receives ``checkpoint_<step>.pt`` every ``checkpoint_every`` steps, ``model.pt``
+(the final weights without optimizer state, the file to ship) at the end, ``log.csv``
 and ``log.json`` (step, train loss, validation loss and affinity F1) and ``curve.png``.
 Rerunning with the same config resumes from the latest checkpoint and continues with the
 exact batches an uninterrupted run would have used.
@@ -131,6 +132,10 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
             save_checkpoint(os.path.join(tc.out_dir, f"checkpoint_{done}.pt"), model, mc, step=done,
                             optimizer=optimizer, voxel_size_nm=tc.voxel_size_nm)
     bar.close()
+    if end_step == tc.steps:
+        # the final weights alone (no optimizer state): the file to ship or share
+        save_checkpoint(os.path.join(tc.out_dir, "model.pt"), model, mc, step=tc.steps,
+                        voxel_size_nm=tc.voxel_size_nm)
     if log_rows:
         plot_curve(tc.out_dir, log_rows)
     return record or (log_rows[-1] if log_rows else {})

@@ -9,7 +9,7 @@ Layout of a run directory ``OUT`` (a local path or a bucket URL):
   ``OUT/agglomeration/fragment_ids.parquet``: every fragment id;
 - ``OUT/agglomeration/mapping-<threshold>.parquet``: fragment -> segment at a threshold;
 - ``OUT/segmentation``: the relabelled Volume for one threshold (when asked for);
-- ``OUT/run.json``: parameters and timings.
+- ``OUT/segment.json``: parameters and timings (``run.json`` is the pipeline's).
 
 Two passes over voxels: fragments (context 2 voxels), then the region graph (context
 2 voxels, reading the fragments of the neighbouring blocks). Agglomeration runs on the
@@ -51,6 +51,8 @@ class SegmentParams:
         (mutex watershed on the region graph).
     bias : mutex only: edges with mean affinity above it attract, below repel.
     max_score : mean only: merges scoring above it are not computed (1.0: all).
+    min_size : segments smaller than this many voxels join their best neighbour
+        after agglomeration (:mod:`.small`); 0 keeps them.
     """
 
     aff_low: float = 0.0001
@@ -58,6 +60,7 @@ class SegmentParams:
     method: str = "mean"
     bias: float = 0.5
     max_score: float = 1.0
+    min_size: int = 0
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -199,10 +202,21 @@ def read_history(run_dir: str) -> MergeHistory:
     return MergeHistory(merges, ids)
 
 
-def write_mapping(run_dir: str, history: MergeHistory, threshold: float) -> str:
+def final_mapping(run_dir: str, history: MergeHistory, threshold: float, params: SegmentParams) -> pd.DataFrame:
+    """Fragment -> segment at ``threshold``, with small segments absorbed (``params.min_size``)."""
+    mapping = history.mapping(threshold)
+    if params.min_size > 0:
+        from .small import absorb_small
+
+        mapping = absorb_small(mapping, read_edges(run_dir), read_fragments(run_dir), params.min_size)
+    return mapping
+
+
+def write_mapping(run_dir: str, history: MergeHistory, threshold: float,
+                  params: SegmentParams = SegmentParams()) -> str:
     """Write the fragment -> segment mapping at ``threshold``; returns its path."""
     name = f"mapping-{threshold:.4f}.parquet"
-    _write_table(history.mapping(threshold), run_dir, "agglomeration", name)
+    _write_table(final_mapping(run_dir, history, threshold, params), run_dir, "agglomeration", name)
     return _join(run_dir, "agglomeration", name)
 
 
@@ -265,15 +279,16 @@ def segment(affinities, run_dir: str, *, thresholds=(0.5,), ground_truth=None, p
     thresholds = list(thresholds)
     if gt is not None:
         start = time.perf_counter()
-        result.evaluations = evaluate_thresholds(fragments, gt, history, thresholds, ignore_gt_labels)
+        result.evaluations = evaluate_thresholds(fragments, gt, history, thresholds, ignore_gt_labels,
+                                                 run_dir=run_dir, params=params)
         seconds["evaluate"] = time.perf_counter() - start
     if write_segmentation and len(thresholds) == 1:
         start = time.perf_counter()
-        mapping_path = write_mapping(run_dir, history, thresholds[0])
+        mapping_path = write_mapping(run_dir, history, thresholds[0], params)
         result.segmentation = relabel_volume(fragments, mapping_path, _join(run_dir, "segmentation"),
                                              id_stride=block_shape.prod(), **{**engine, "overwrite": True})
         seconds["relabel"] = time.perf_counter() - start
-    write_json(parse_url(run_dir), "run.json", {
+    write_json(parse_url(run_dir), "segment.json", {
         "params": asdict(params), "block_shape": list(block_shape), "thresholds": thresholds,
         "affinities": str(affs.url), "seconds": {k: round(v, 3) for k, v in seconds.items()},
         "num_fragments": int(history.fragment_ids.size), "num_merges": len(history.merges),
@@ -281,7 +296,8 @@ def segment(affinities, run_dir: str, *, thresholds=(0.5,), ground_truth=None, p
     return result
 
 
-def evaluate_thresholds(fragments: Volume, gt, history: MergeHistory, thresholds, ignore_gt_labels=(0,)) -> pd.DataFrame:
+def evaluate_thresholds(fragments: Volume, gt, history: MergeHistory, thresholds, ignore_gt_labels=(0,), *,
+                        run_dir: str | None = None, params: SegmentParams = SegmentParams()) -> pd.DataFrame:
     """VOI / ARAND at every threshold from one fragment x GT contingency table."""
     from .evaluate import contingency_table, evaluate_table, merge_tables
     from .relabel import relabel
@@ -291,7 +307,8 @@ def evaluate_thresholds(fragments: Volume, gt, history: MergeHistory, thresholds
     table = merge_tables(tables)
     rows = []
     for threshold in thresholds:
-        mapped = table.assign(seg=relabel(table["seg"].to_numpy(np.uint64), history.mapping(threshold)))
+        mapping = final_mapping(run_dir, history, threshold, params) if run_dir else history.mapping(threshold)
+        mapped = table.assign(seg=relabel(table["seg"].to_numpy(np.uint64), mapping))
         result = evaluate_table(merge_tables([mapped]), top=0)
         rows.append({"threshold": threshold, "voi_split": result.voi_split, "voi_merge": result.voi_merge,
                      "voi_sum": result.voi_sum, "arand": result.arand, "segments": result.num_segments})

@@ -21,6 +21,7 @@ def test_train_writes_checkpoints_log_and_curve(tiny_training_files):
     assert record["step"] == 6 and np.isfinite(record["train_loss"])
     assert 0 <= record["val_affinity_f1"] <= 1
     assert sorted(p.name for p in run.glob("checkpoint_*.pt")) == ["checkpoint_2.pt", "checkpoint_4.pt", "checkpoint_6.pt"]
+    assert (run / "model.pt").stat().st_size < (run / "checkpoint_6.pt").stat().st_size, "model.pt has no optimizer"
     log = json.loads((run / "log.json").read_text())
     assert [r["step"] for r in log] == [2, 4, 6]
     assert (run / "log.csv").read_text().startswith("step,")

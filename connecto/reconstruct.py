@@ -1,0 +1,255 @@
+"""``connecto reconstruct``: ingest -> predict -> fragments -> region graph -> agglomerate -> relabel.
+
+One run directory holds every stage's output and ``run.json``: each stage's parameters,
+a fingerprint of them and of everything upstream, the code version, seconds and peak
+memory. Every stage is resumable (blockwise stages skip finished blocks). Rerunning
+after changing one stage's parameters recomputes that stage and the ones after it only:
+a stage whose fingerprint is unchanged and complete is skipped.
+
+Layout of ``run_dir``: ``raw.zarr`` (when ingested), ``affinities.zarr``, ``fragments``,
+``graph/``, ``agglomeration/``, ``segmentation``, ``evaluation.json`` (with ground truth),
+``run.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import resource
+import subprocess
+import time
+from dataclasses import dataclass
+
+from chunks import open_volume
+from chunks.cluster import connect
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("ingest", "predict", "segment", "evaluate")
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    """What to reconstruct and how; the TOML/YAML file of ``connecto reconstruct`` maps onto it.
+
+    raw : a volume URL, or an ingest source (``FILE.h5:/raw``, an image stack, ``.tif``, ``.npy``).
+    voxel_size_nm : needed when ``raw`` is an ingest source (z, y, x).
+    checkpoint : the affinity model.
+    threshold : merge-score threshold of the written segmentation; ``thresholds`` are
+        additionally evaluated when ``ground_truth`` is given.
+    """
+
+    raw: str
+    run_dir: str
+    checkpoint: str
+    voxel_size_nm: tuple[int, int, int] | None = None
+    chunk_shape: tuple[int, int, int] = (64, 64, 64)
+    predict_block_shape: tuple[int, int, int] | None = None
+    context: tuple[int, int, int] = (8, 16, 16)
+    autocast: bool = True
+    threshold: float = 0.5
+    thresholds: tuple[float, ...] = ()
+    aff_low: float = 0.0001
+    aff_high: float = 0.9999
+    method: str = "mean"
+    min_size: int = 100
+    segment_block_shape: tuple[int, int, int] | None = None
+    ground_truth: str | None = None
+    scheduler: str | None = None
+    workers: int | None = None
+
+    def __post_init__(self):
+        for name in ("voxel_size_nm", "chunk_shape", "predict_block_shape", "context", "segment_block_shape"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(int(v) for v in value))
+        object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+
+
+def load_reconstruct_config(path: str, **overrides) -> ReconstructConfig:
+    """Read a TOML or YAML reconstruct config; relative paths are relative to the file."""
+    from training.config import load_mapping
+
+    values = {**load_mapping(path), **{k: v for k, v in overrides.items() if v is not None}}
+    known = {f.name for f in dataclasses.fields(ReconstructConfig)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown reconstruct keys {sorted(unknown)} in {path}; known keys: {sorted(known)}")
+    base = os.path.dirname(os.path.abspath(path))
+    for key in ("raw", "run_dir", "checkpoint", "ground_truth"):
+        if values.get(key) and "://" not in values[key] and not os.path.isabs(values[key]):
+            values[key] = os.path.normpath(os.path.join(base, values[key]))
+    return ReconstructConfig(**values)
+
+
+def code_version() -> str:
+    import connecto
+
+    version = connecto.__version__
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=os.path.dirname(os.path.abspath(__file__)), check=True).stdout.strip()
+        return f"{version}+g{commit}"
+    except (OSError, subprocess.SubprocessError):
+        return version
+
+
+def _fingerprint(*parts) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _file_identity(path: str) -> str:
+    """Content hash of a (small) file such as a checkpoint: a retrained model invalidates the run."""
+    with open(path, "rb") as f:
+        return hashlib.sha1(f.read()).hexdigest()[:16]
+
+
+class _RunRecord:
+    """run.json: stage records, written after every stage so a crash loses nothing recorded."""
+
+    def __init__(self, run_dir: str):
+        self.path = os.path.join(run_dir, "run.json")
+        self.data = {"stages": {}}
+        if os.path.exists(self.path):
+            with open(self.path) as f:
+                self.data = json.load(f)
+
+    def is_done(self, stage: str, fingerprint: str) -> bool:
+        record = self.data["stages"].get(stage, {})
+        return record.get("fingerprint") == fingerprint and record.get("complete", False)
+
+    def changed(self, stage: str, fingerprint: str) -> bool:
+        record = self.data["stages"].get(stage)
+        return record is not None and record.get("fingerprint") != fingerprint
+
+    def start(self, stage: str, fingerprint: str, params: dict) -> None:
+        self.data["stages"][stage] = {"fingerprint": fingerprint, "params": params, "complete": False,
+                                      "code_version": code_version()}
+        self.save()
+
+    def finish(self, stage: str, seconds: float, **extra) -> None:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        self.data["stages"][stage].update({"complete": True, "seconds": round(seconds, 2),
+                                           "peak_memory_mb_driver": round(peak_mb, 1),
+                                           "peak_memory_mb_largest_finished_worker": round(workers_mb, 1), **extra})
+        self.save()
+
+    def save(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f, indent=1, sort_keys=True)
+        os.replace(tmp, self.path)
+
+
+def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) -> dict:
+    """Run (or resume) every stage; returns run.json's content."""
+    from connecto.ingest import ingest
+    from connecto.segment.blockwise import SegmentParams, segment
+    from training.predict import predict_volume
+
+    echo = echo or (lambda message: logger.info(message))
+    run_dir = os.path.abspath(config.run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    record = _RunRecord(run_dir)
+    record.data["config"] = dataclasses.asdict(config)
+    record.save()
+    upstream = ""
+    with connect(config.scheduler, config.workers) as client:
+        scheduler = client if client is not None else "sync"
+        engine = {"scheduler": scheduler, "progress": progress}
+
+        # 1. ingest (only when raw is not already a volume)
+        raw_volume = _try_open(config.raw)
+        ingest_params = {"raw": config.raw, "voxel_size_nm": config.voxel_size_nm, "chunk_shape": config.chunk_shape}
+        upstream = fp = _fingerprint("ingest", ingest_params)
+        if raw_volume is None:
+            if config.voxel_size_nm is None:
+                raise ValueError(f"raw {config.raw!r} is not a volume; give voxel_size_nm (z,y,x) to ingest it")
+            overwrite = record.changed("ingest", fp)
+            if not record.is_done("ingest", fp):
+                echo(f"ingest: {config.raw} -> {run_dir}/raw.zarr")
+                record.start("ingest", fp, ingest_params)
+                start = time.perf_counter()
+                raw_volume = ingest(config.raw, os.path.join(run_dir, "raw.zarr"), config.voxel_size_nm,
+                                    chunk_shape=config.chunk_shape, overwrite=overwrite, **engine)
+                record.finish("ingest", time.perf_counter() - start, voxels=int(raw_volume.shape.prod()))
+            else:
+                raw_volume = open_volume(os.path.join(run_dir, "raw.zarr"))
+
+        # 2. predict
+        predict_params = {"checkpoint": config.checkpoint, "checkpoint_sha1": _file_identity(config.checkpoint),
+                          "context": config.context, "block_shape": config.predict_block_shape,
+                          "autocast": config.autocast}
+        upstream = fp = _fingerprint(upstream, "predict", predict_params)
+        affinities_url = os.path.join(run_dir, "affinities.zarr")
+        if not record.is_done("predict", fp):
+            echo(f"predict: affinities with {os.path.basename(config.checkpoint)}")
+            overwrite = record.changed("predict", fp)
+            record.start("predict", fp, predict_params)
+            start = time.perf_counter()
+            predict_volume(config.checkpoint, raw_volume, affinities_url, block_shape=config.predict_block_shape,
+                           context=config.context, chunk_shape=config.chunk_shape, overwrite=overwrite,
+                           autocast=config.autocast, **engine)
+            record.finish("predict", time.perf_counter() - start, voxels=int(raw_volume.shape.prod()))
+        affinities = open_volume(affinities_url)
+
+        # 3. fragments, region graph, agglomeration, relabel
+        params = SegmentParams(aff_low=config.aff_low, aff_high=config.aff_high, method=config.method,
+                               min_size=config.min_size)
+        segment_params = {**dataclasses.asdict(params), "threshold": config.threshold,
+                          "block_shape": config.segment_block_shape}
+        upstream = fp = _fingerprint(upstream, "segment", segment_params)
+        if not record.is_done("segment", fp):
+            echo("segment: fragments, region graph, agglomeration, relabel")
+            overwrite = record.changed("segment", fp)
+            record.start("segment", fp, segment_params)
+            start = time.perf_counter()
+            result = segment(affinities, run_dir, thresholds=[config.threshold], params=params,
+                             block_shape=config.segment_block_shape, overwrite=overwrite, **engine)
+            record.finish("segment", time.perf_counter() - start, seconds_by_step=
+                          {k: round(v, 2) for k, v in result.seconds.items()},
+                          fragments=int(result.history.fragment_ids.size),
+                          segments=int(result.history.num_segments(config.threshold)))
+
+    # 4. evaluation against ground truth (optional; cheap, always redone when asked)
+    if config.ground_truth:
+        fp = _fingerprint(upstream, "evaluate", config.ground_truth, config.thresholds)
+        if not record.is_done("evaluate", fp):
+            echo(f"evaluate: against {config.ground_truth}")
+            record.start("evaluate", fp, {"ground_truth": config.ground_truth, "thresholds": config.thresholds})
+            start = time.perf_counter()
+            evaluation = evaluate_run(run_dir, config.ground_truth, config.threshold, config.thresholds, params)
+            record.finish("evaluate", time.perf_counter() - start, **evaluation)
+    return record.data
+
+
+def evaluate_run(run_dir: str, ground_truth: str, threshold: float, thresholds=(), params=None) -> dict:
+    """VOI/ARAND of the run's segmentation (and of other thresholds from the merge history)."""
+    from connecto.segment.blockwise import SegmentParams, evaluate_thresholds, read_history
+    from connecto.segment.evaluate import evaluate, open_labels
+
+    segmentation = open_volume(os.path.join(run_dir, "segmentation"))
+    result = evaluate(segmentation, ground_truth)
+    out = {"voi_split": result.voi_split, "voi_merge": result.voi_merge, "voi_sum": result.voi_sum,
+           "arand": result.arand, "segments": result.num_segments}
+    if thresholds:
+        table = evaluate_thresholds(open_volume(os.path.join(run_dir, "fragments")), open_labels(ground_truth),
+                                    read_history(run_dir), list(thresholds), run_dir=run_dir,
+                                    params=params or SegmentParams())
+        out["sweep"] = table.to_dict(orient="records")
+    with open(os.path.join(run_dir, "evaluation.json"), "w") as f:
+        json.dump({"threshold": threshold, **out, "worst": result.to_dict()}, f, indent=1, default=str)
+    return out
+
+
+def _try_open(url: str):
+    try:
+        return open_volume(url)
+    except (FileNotFoundError, ValueError):
+        return None
+
