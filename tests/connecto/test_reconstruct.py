@@ -17,8 +17,8 @@ from connecto.reconstruct import ReconstructConfig, load_reconstruct_config, rec
 
 # what the shipped model reaches on this volume (measured: see the issue note), with margin;
 # a regression in any stage fails here
-MAX_VOI_SUM = 1.2
-MAX_ARAND = 0.15
+MAX_VOI_SUM = 0.7  # measured 0.40 (split 0.25, merge 0.15)
+MAX_ARAND = 0.12  # measured 0.059
 
 SHAPE = (48, 96, 96)
 
