@@ -26,8 +26,8 @@ import torch
 from chunks import create_volume
 from training.checkpoint import build_model, load_checkpoint, save_checkpoint
 from training.config import ModelConfig
-from training.predict import DEFAULT_CONTEXT, default_block_shape, predict_volume
-from training.unet import UNet3d, parameter_count
+from training.predict import default_block_shape, predict_volume
+from training.unet import UNet3d, parameter_count, receptive_field_radius
 
 DEFAULT_MODEL = ModelConfig(widths=(12, 24, 48), downsample=((2, 2, 2), (2, 2, 2)))
 
@@ -103,6 +103,8 @@ def main() -> None:
         for roi in raw.roi.blocks((64, args.size, args.size)):
             raw.write(roi, rng.integers(0, 256, tuple(roi.shape), dtype=np.uint8))
         block = default_block_shape(shape, raw.chunk_shape, config.total_downsample)
+        factor = config.total_downsample
+        context = tuple(-(-r // f) * f for r, f in zip(receptive_field_radius(config), factor))
 
         ceiling = {d: conv3d_ceiling(d) for d in ("fp32", "bf16")}
         bare = {ac: bare_forward(model, tuple(block), n_vox, ac) for ac in (False, True)}
@@ -121,7 +123,7 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, threads {torch.get_num_threads()}",
         "volume_shape": list(shape),
         "block_shape": list(block),
-        "context": list(DEFAULT_CONTEXT),
+        "context": list(context),
         "model_parameters": parameter_count(model),
         "network_gflop_per_mvox": round(flops_vox / 1e3, 2),
         "conv3d_ceiling_gflops_fp32": round(ceiling["fp32"], 1),
@@ -136,7 +138,7 @@ def main() -> None:
     }
     print(f"predict benchmark on {figures['machine']}")
     print(f"model: {figures['model_parameters']} parameters, {figures['network_gflop_per_mvox']} GFLOP per Mvoxel; "
-          f"volume {args.size}^3, blocks {tuple(block)}, context {DEFAULT_CONTEXT}")
+          f"volume {args.size}^3, blocks {tuple(block)}, context {context} (the receptive field)")
     print(f"  {'what':<40} {'Mvox/s':>8}")
     print(f"  {'bare forward fp32':<40} {figures['bare_forward_mvox_per_s_fp32']:8.3f}")
     print(f"  {'bare forward bf16 autocast':<40} {figures['bare_forward_mvox_per_s_bf16']:8.3f}")

@@ -48,7 +48,7 @@ class ReconstructConfig:
     voxel_size_nm: tuple[int, int, int] | None = None
     chunk_shape: tuple[int, int, int] = (64, 64, 64)
     predict_block_shape: tuple[int, int, int] | None = None
-    context: tuple[int, int, int] = (8, 16, 16)
+    context: tuple[int, int, int] | None = None  # default: the model's receptive field
     autocast: bool = True
     threshold: float = 0.5
     thresholds: tuple[float, ...] = ()

@@ -28,8 +28,9 @@ def _predict_options(fn):
     from chunks.cli_options import coordinate_option as _coordinate
     from chunks.cli_options import engine_options
 
-    fn = click.option("--context", callback=_coordinate("context"), default="8,16,16", show_default=True,
-                      metavar="Z,Y,X", help="voxels of context read around each block")(fn)
+    fn = click.option("--context", callback=_coordinate("context"), default=None, metavar="Z,Y,X",
+                      help="voxels of context read around each block (default: the model's receptive field, "
+                           "seam-free; less is faster but leaves seams)")(fn)
     fn = click.option("--chunk-shape", callback=_coordinate("chunk shape"), default=None, metavar="Z,Y,X",
                       help="chunk shape of the output (default: the raw volume's)")(fn)
     fn = click.option("--fp32", is_flag=True, help="full precision instead of bf16 autocast")(fn)

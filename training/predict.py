@@ -1,7 +1,9 @@
 """Blockwise affinity prediction through the engine, seam-free.
 
 Each block reads its write Roi grown by ``context`` voxels (missing context at the volume
-edge is mirrored), runs the U-Net (same padding) on that, and keeps the centre. Block
+edge is mirrored), runs the U-Net (same padding) on that, and keeps the centre. The
+default context is the network's receptive field, so no output voxel can tell whether it
+was predicted in a block or in the whole volume. Block
 origins and context are multiples of the network's pooling factors, so every block sees
 the pooling grid of a whole-volume prediction; with enough context the result equals
 predicting the volume in one piece (``tests/training/test_predict.py`` measures the
@@ -21,10 +23,10 @@ from chunks import Coordinate, Volume, create_volume, run_blockwise
 
 from .checkpoint import build_model, load_checkpoint, model_config_from_checkpoint
 from .data import normalize_raw
+from .unet import receptive_field_radius
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CONTEXT = (8, 16, 16)
 
 
 @functools.lru_cache(maxsize=2)
@@ -87,7 +89,7 @@ def check_raw(raw: Volume, state: dict, checkpoint: str) -> None:
                          f"was trained at {tuple(trained)} nm; resample the raw volume or use a matching model")
 
 
-def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=None, context=DEFAULT_CONTEXT,
+def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=None, context=None,
                    chunk_shape=None, scheduler=None, num_workers=None, overwrite=False, progress=True,
                    autocast: bool = True, threads_per_worker: int | None = 1, roi=None) -> Volume:
     """Predict affinities of ``raw`` with the model in ``checkpoint`` into a uint8 Volume at ``out_url``."""
@@ -96,6 +98,8 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
     config = model_config_from_checkpoint(state)
     check_raw(raw, state, checkpoint)
     factor = Coordinate(config.total_downsample)
+    if context is None:  # the receptive field: blockwise equals whole-volume prediction
+        context = receptive_field_radius(config)
     context = Coordinate(context).ceil_div(factor) * factor
     chunk_shape = Coordinate(chunk_shape or raw.chunk_shape)
     if block_shape is None:
@@ -119,8 +123,11 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
     return out
 
 
-def default_block_shape(shape, chunk_shape, factor, target_voxels: int = 4 * 1024**2) -> Coordinate:
-    """Large blocks (about ``target_voxels``) keep the context overhead small; multiples of chunks and factors."""
+def default_block_shape(shape, chunk_shape, factor, target_voxels: int = 16 * 1024**2) -> Coordinate:
+    """Large blocks (about ``target_voxels``) keep the context overhead small; multiples of chunks and factors.
+
+    16 Mvoxels take about 4 GB of activations per worker for the default model in fp32.
+    """
     from math import lcm
 
     unit = Coordinate(lcm(c, f) for c, f in zip(chunk_shape, factor))

@@ -114,3 +114,24 @@ def _valid_output_checked(config: ModelConfig, input_shape):
     if any(s <= 0 for s in shape):
         raise ValueError("too small")
     return output_shape(config, input_shape)
+
+
+def receptive_field_radius(config: ModelConfig) -> tuple[int, int, int]:
+    """Voxels (z, y, x) on each side that can influence an output voxel.
+
+    Two 3x3x3 convolutions per level add 2 voxels at that level's scale; each pooling
+    window and nearest upsampling adds (factor - 1) at the finer scale. Blockwise
+    prediction needs this much context to equal a whole-volume prediction.
+    """
+    radius = []
+    for axis in range(3):
+        r, scale = 0, 1
+        for f in config.downsample:
+            r += 2 * scale + (f[axis] - 1) * scale
+            scale *= f[axis]
+        r += 2 * scale
+        for f in reversed(config.downsample):
+            scale //= f[axis]
+            r += (f[axis] - 1) * scale + 2 * scale
+        radius.append(r)
+    return tuple(radius)

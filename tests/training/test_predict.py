@@ -1,13 +1,15 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from chunks import IncompatibleVolumeError, create_volume, open_volume
 from tests.training.conftest import voronoi_volume
-from training.checkpoint import save_checkpoint
+from training.checkpoint import load_checkpoint, model_config_from_checkpoint, save_checkpoint
 from training.config import ModelConfig
 from training.predict import _cached_model, predict_padded, predict_volume
-from training.unet import UNet3d
+from training.unet import UNet3d, receptive_field_radius
 
 
 @pytest.fixture
@@ -27,17 +29,35 @@ def raw_volume(tmp_path):
     return vol
 
 
+SHIPPED = Path(__file__).resolve().parents[2] / "connecto" / "data" / "synthetic_affinities.pt"
+
+
+@pytest.mark.parametrize("model", ["random", "trained"])
 @pytest.mark.parametrize("autocast", [False, True])
-def test_blockwise_prediction_has_no_seams(tmp_path, checkpoint, raw_volume, autocast):
-    context = (4, 16, 16)
-    out = predict_volume(checkpoint, raw_volume, str(tmp_path / "aff.zarr"), block_shape=(8, 16, 16),
-                         context=context, scheduler="threads", num_workers=2, progress=False, autocast=autocast)
+def test_blockwise_prediction_has_no_seams(tmp_path, checkpoint, raw_volume, autocast, model):
+    path = checkpoint if model == "random" else str(SHIPPED)
+    state = load_checkpoint(path)
+    config = model_config_from_checkpoint(state)
+    factor = config.total_downsample
+    context = tuple(-(-r // f) * f for r, f in zip(receptive_field_radius(config), factor))
+    out = predict_volume(path, raw_volume, str(tmp_path / "aff.zarr"), block_shape=(8, 16, 16),
+                         scheduler="threads", num_workers=2, progress=False, autocast=autocast)
     blockwise = open_volume(str(tmp_path / "aff.zarr")).read().astype(np.float64) / 255
-    model, device = _cached_model(checkpoint, 0.0, None)
-    whole = predict_padded(model, device, raw_volume.read(), context, context, (2, 4, 4), autocast)
+    net, device = _cached_model(path, 0.0, None)
+    whole = predict_padded(net, device, raw_volume.read(), context, context, factor, autocast)
     assert blockwise.shape == (3, 20, 56, 48) and out.num_channels == 3
     # uint8 storage rounds by at most 0.5/255; seams would add more
     assert np.abs(blockwise - whole).max() < 1 / 255
+
+
+def test_too_little_context_leaves_seams(tmp_path, raw_volume):
+    """The check above can fail: a trained network sees further than a small context."""
+    predict_volume(str(SHIPPED), raw_volume, str(tmp_path / "aff.zarr"), block_shape=(8, 16, 16), context=(4, 4, 4),
+                   scheduler="threads", num_workers=2, progress=False)
+    blockwise = open_volume(str(tmp_path / "aff.zarr")).read().astype(np.float64) / 255
+    net, device = _cached_model(str(SHIPPED), 0.0, None)
+    whole = predict_padded(net, device, raw_volume.read(), (28, 28, 28), (28, 28, 28), (4, 4, 4), True)
+    assert np.abs(blockwise - whole).max() > 1 / 255
 
 
 def test_raw_of_other_dtype_or_voxel_size_is_refused(tmp_path, checkpoint):
