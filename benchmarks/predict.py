@@ -102,14 +102,15 @@ def main() -> None:
         rng = np.random.default_rng(0)
         for roi in raw.roi.blocks((64, args.size, args.size)):
             raw.write(roi, rng.integers(0, 256, tuple(roi.shape), dtype=np.uint8))
-        block = default_block_shape(shape, raw.chunk_shape, config.total_downsample)
+        block = default_block_shape(shape, raw.chunk_shape, config.total_downsample,
+                                    target_voxels=min(16 * 1024**2, n_vox // 2))
         factor = config.total_downsample
         context = tuple(-(-r // f) * f for r, f in zip(receptive_field_radius(config), factor))
 
         ceiling = {d: conv3d_ceiling(d) for d in ("fp32", "bf16")}
         bare = {ac: bare_forward(model, tuple(block), n_vox, ac) for ac in (False, True)}
         pipeline = {}
-        for name, scheduler, threads in (("local_cluster", None, 1), ("threads", "threads", 1)):
+        for name, scheduler, threads in (("local_cluster", None, None), ("threads", "threads", None)):
             start = time.perf_counter()
             predict_volume(checkpoint, raw, os.path.join(tmp, f"aff-{name}.zarr"), block_shape=block,
                            scheduler=scheduler, progress=False, overwrite=True, threads_per_worker=threads)

@@ -20,6 +20,7 @@ from math import gcd
 import numpy as np
 
 from chunks import Coordinate, Volume, create_volume, run_blockwise
+from chunks.cluster import default_workers
 
 from .checkpoint import build_model, load_checkpoint, model_config_from_checkpoint
 from .data import normalize_raw
@@ -91,7 +92,7 @@ def check_raw(raw: Volume, state: dict, checkpoint: str) -> None:
 
 def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=None, context=None,
                    chunk_shape=None, scheduler=None, num_workers=None, overwrite=False, progress=True,
-                   autocast: bool = True, threads_per_worker: int | None = 1, roi=None) -> Volume:
+                   autocast: bool = True, threads_per_worker: int | None = None, roi=None) -> Volume:
     """Predict affinities of ``raw`` with the model in ``checkpoint`` into a uint8 Volume at ``out_url``."""
     checkpoint = os.path.abspath(checkpoint)
     state = load_checkpoint(checkpoint)
@@ -102,9 +103,14 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
         context = receptive_field_radius(config)
     context = Coordinate(context).ceil_div(factor) * factor
     chunk_shape = Coordinate(chunk_shape or raw.chunk_shape)
-    if block_shape is None:
-        block_shape = default_block_shape(raw.shape, chunk_shape, factor)
+    workers = num_workers or default_workers()
+    if block_shape is None:  # big blocks, but at least one per worker
+        target = min(16 * 1024**2, -(-raw.shape.prod() // workers))
+        block_shape = default_block_shape(raw.shape, chunk_shape, factor, target_voxels=target)
     block_shape = Coordinate(block_shape)
+    if threads_per_worker is None:  # share the cores among the blocks that run at once
+        n_blocks = raw.roi.shape.ceil_div(block_shape).prod()
+        threads_per_worker = max(1, default_workers() // min(workers, n_blocks))
     if any(b % f for b, f in zip(block_shape, factor)):
         raise ValueError(f"block shape {block_shape} must be a multiple of the model's pooling factors {factor}")
     # every block must start on the output's chunk grid
