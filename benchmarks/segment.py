@@ -11,8 +11,8 @@ the same truth, at the best threshold of a sweep (chosen on this volume, as the
 README's baseline is). Peak memory of the blockwise pipeline is measured in a fresh
 process per block shape, on the same volume on disk.
 
-    python benchmarks/segmentation.py                    # 256³, all methods
-    python benchmarks/segmentation.py --shape 128,128,128 --skip waterz,mwatershed --json out.json
+    python benchmarks/segment.py                    # 256³, all methods
+    python benchmarks/segment.py --shape 128,128,128 --skip waterz,mwatershed --json out.json
 """
 
 from __future__ import annotations
