@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -22,6 +21,8 @@ import numpy as np
 
 from chunks import Roi, create_volume, run_blockwise
 from chunks.cluster import connect, default_workers
+
+from report import write_json  # noqa: E402 - benchmarks/report.py
 
 
 def copy_block(block, inputs):
@@ -145,11 +146,7 @@ def main() -> None:
     for name, key in (("sync", "sync"), ("threads", "threads"), ("local processes", "local")):
         print(f"    {name:<36} {overhead[key]:8.3f} ms/block")
     print(f"    {'bare dask.distributed no-op task':<36} {bare_task:8.3f} ms/task")
-    if args.json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
-        with open(args.json_path, "w") as f:
-            json.dump(figures, f, indent=1)
-        print(f"wrote {args.json_path}")
+    write_json(args.json_path, figures)
 
 
 if __name__ == "__main__":

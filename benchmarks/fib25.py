@@ -15,7 +15,6 @@ voxels/s and each stage's share of the time.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -38,6 +37,8 @@ ANCHORS = {  # ../shared/data/README.md, developer crop z < 160
     "NeuroProof overseg": {"voi_split": 2.381, "voi_merge": 0.322, "voi_sum": 2.703, "arand": 0.335, "segments": 2234},
     "waterz t=0.7 (classical)": {"voi_split": 2.451, "voi_merge": 1.345, "voi_sum": 3.796, "arand": 0.464, "segments": 365},
 }
+
+from report import write_json  # noqa: E402 - benchmarks/report.py
 
 
 def main() -> None:
@@ -107,11 +108,7 @@ def main() -> None:
         print(f"  {name + ', z<160':<34} {a['voi_split']:9.3f} {a['voi_merge']:9.3f} {a['voi_sum']:8.3f} "
               f"{a['arand']:7.3f} {a['segments']:6d}")
     print("  * z<160 includes the model's training voxels (z<120); the validation slab does not.")
-    if args.json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
-        with open(args.json_path, "w") as f:
-            json.dump(figures, f, indent=1, default=str)
-        print(f"wrote {args.json_path}")
+    write_json(args.json_path, figures)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ Measures, in one process on this machine:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -30,6 +29,8 @@ from training.predict import default_block_shape, predict_volume
 from training.unet import UNet3d, parameter_count, receptive_field_radius
 
 DEFAULT_MODEL = ModelConfig(widths=(12, 24, 48), downsample=((2, 2, 2), (2, 2, 2)))
+
+from report import write_json  # noqa: E402 - benchmarks/report.py
 
 
 def conv3d_ceiling(dtype) -> float:
@@ -148,11 +149,7 @@ def main() -> None:
     print(f"  ratio best pipeline ({best}) vs bare bf16 forward: {figures['ratio_vs_bare_forward']:.3f}")
     print(f"  conv3d ceiling: {ceiling['fp32']:.1f} GFLOP/s fp32, {ceiling['bf16']:.1f} GFLOP/s bf16; the bare forward "
           f"reaches {figures['bare_forward_share_of_conv3d_ceiling_bf16']:.0%} of the bf16 ceiling")
-    if args.json_path:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_path)), exist_ok=True)
-        with open(args.json_path, "w") as f:
-            json.dump(figures, f, indent=1)
-        print(f"wrote {args.json_path}")
+    write_json(args.json_path, figures)
 
 
 if __name__ == "__main__":
