@@ -33,7 +33,8 @@ class TrainingVolume:
 def read_array(spec: str) -> np.ndarray:
     """A whole array from a volume URL or an ingest spec (FILE.h5:/dataset, .npy, .tif, stack)."""
     try:
-        return open_source(spec).read(open_source(spec).roi)
+        source = open_source(spec)
+        return source.read(source.roi)
     except (FileNotFoundError, ValueError, KeyError, OSError) as source_error:
         try:
             return open_volume(spec).read()
