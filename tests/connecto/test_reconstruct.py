@@ -64,9 +64,19 @@ def test_reconstruct_accuracy_and_resume(synthetic, tmp_path):
     assert changed["stages"]["segment"]["params"]["threshold"] == 0.6
 
 
-def test_killed_reconstruct_resumes_to_the_same_result(synthetic, tmp_path):
-    reference = _config(synthetic, tmp_path / "reference", ground_truth=None)
-    reconstruct(reference, progress=False)
+@pytest.fixture(scope="module")
+def reference_segmentation(synthetic, tmp_path_factory):
+    run = tmp_path_factory.mktemp("reference")
+    reconstruct(_config(synthetic, run, ground_truth=None), progress=False)
+    return open_volume(str(run / "segmentation")).read()
+
+
+# where each stage leaves its done-markers, and how many blocks it has
+KILL_POINTS = {"predict": ("affinities.zarr/done/predict", 27), "fragments": ("fragments/done/fragments", 27)}
+
+
+@pytest.mark.parametrize("stage", sorted(KILL_POINTS))
+def test_killed_reconstruct_resumes_to_the_same_result(synthetic, tmp_path, reference_segmentation, stage):
     config_file = tmp_path / "run.toml"
     config_file.write_text(f"""
 raw = "{synthetic / 'raw.zarr'}"
@@ -80,17 +90,17 @@ predict_block_shape = [16, 32, 32]
     exe = Path(sys.executable).parent / "connecto"
     command = [str(exe), "reconstruct", str(config_file), "--scheduler", "sync", "--no-progress"]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    markers = tmp_path / "run" / "affinities.zarr" / "done" / "predict"
+    where, total = KILL_POINTS[stage]
+    markers = tmp_path / "run" / where
     deadline = time.time() + 120
     while time.time() < deadline and not (markers.exists() and len(list(markers.glob("*_*_*"))) >= 4):
-        time.sleep(0.05)
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done = len(list(markers.glob("*_*_*")))
-    assert 4 <= done < 27, "the run must have been killed during prediction"
+    assert 4 <= done < total, f"the run must have been killed during {stage}"
     subprocess.run(command, check=True, capture_output=True)
-    assert np.array_equal(open_volume(str(tmp_path / "run" / "segmentation")).read(),
-                          open_volume(str(tmp_path / "reference" / "segmentation")).read())
+    assert np.array_equal(open_volume(str(tmp_path / "run" / "segmentation")).read(), reference_segmentation)
 
 
 def test_bad_reconstruct_config(tmp_path):
