@@ -49,10 +49,12 @@ def parse_thresholds(text: str) -> list[float]:
               help="watershed: edges below this affinity are never linked; voxels without such an edge are background")
 @click.option("--aff-high", type=float, default=0.9999, show_default=True,
               help="watershed: edges at or above this affinity are always linked")
+@click.option("--min-size", type=click.IntRange(min=0), default=0, show_default=True,
+              help="segments smaller than this many voxels join their best neighbour (0: keep them)")
 @click.option("--json", "json_path", default=None, metavar="PATH", help="also write the results as JSON to PATH")
 @engine_options
-def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, aff_low, aff_high, json_path,
-            scheduler, workers, block_shape, overwrite, progress):
+def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, aff_low, aff_high, min_size,
+            json_path, scheduler, workers, block_shape, overwrite, progress):
     """Segment the 3-channel affinity volume AFFINITIES into the run directory OUT.
 
     Writes OUT/fragments, the region graph (OUT/graph), the merge history
@@ -65,7 +67,7 @@ def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, 
     if threshold is not None and thresholds is not None:
         raise click.UsageError("give --threshold or --thresholds, not both")
     values = parse_thresholds(thresholds) if thresholds is not None else [0.5 if threshold is None else threshold]
-    params = SegmentParams(aff_low=aff_low, aff_high=aff_high, method=method, bias=bias)
+    params = SegmentParams(aff_low=aff_low, aff_high=aff_high, method=method, bias=bias, min_size=min_size)
     result = run(affinities, out, thresholds=values, ground_truth=ground_truth, params=params,
                  write_segmentation=thresholds is None, block_shape=block_shape, scheduler=scheduler,
                  num_workers=workers, overwrite=overwrite, progress=progress)
