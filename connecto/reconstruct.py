@@ -199,8 +199,9 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
         affinities = open_volume(affinities_url)
 
         # 3. fragments, region graph, agglomeration, relabel
+        # merges above every threshold asked for are never used: not computing them saves time
         params = SegmentParams(aff_low=config.aff_low, aff_high=config.aff_high, method=config.method,
-                               min_size=config.min_size)
+                               min_size=config.min_size, max_score=max((config.threshold, *config.thresholds)))
         segment_params = {**dataclasses.asdict(params), "threshold": config.threshold,
                           "block_shape": config.segment_block_shape}
         upstream = fp = _fingerprint(upstream, "segment", segment_params)
