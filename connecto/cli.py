@@ -161,11 +161,12 @@ def demo(out_dir, workers, overwrite, progress):
 def _register_commands() -> None:
     from connecto.connectome.cli import COMMANDS as connectome_commands
     from connecto.segment.cli import evaluate, segment
+    from connecto.synapses.cli import COMMANDS as synapse_commands
     from connecto.synthetic.cli import synth
     from proofreading.cli import proofread
     from training.cli import predict, train
 
-    for command in (synth, train, predict, segment, evaluate, *connectome_commands, proofread):
+    for command in (synth, train, predict, segment, evaluate, *synapse_commands, *connectome_commands, proofread):
         cli.add_command(command)
 
 

@@ -1,0 +1,117 @@
+"""``connecto synapses`` and ``connecto evaluate-synapses`` (register on the main group with ``cli.add_command``)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from chunks.cli_options import engine_options
+
+
+def read_table(path: str):
+    """A synapse table from Parquet, or the partner table of a CREMI ``.h5``/``.hdf`` file.
+
+    Returns (table, CremiVolume or None).
+    """
+    import pandas as pd
+
+    if str(path).lower().endswith((".h5", ".hdf", ".hdf5")):
+        from .cremi import read_cremi
+
+        cremi = read_cremi(path, raw=False)
+        return cremi.partners, cremi
+    if not str(path).lower().endswith(".parquet"):
+        raise click.BadParameter(f"{path} is neither Parquet (.parquet) nor CREMI HDF5 (.h5, .hdf, .hdf5)")
+    return pd.read_parquet(path), None
+
+
+@click.command()
+@click.argument("cleft_prob")
+@click.argument("sides")
+@click.argument("fragments")
+@click.argument("out_table")
+@click.option("--threshold", type=float, default=0.5, show_default=True,
+              help="cleft probability (0..1; uint8 volumes are read as /255) of a cleft voxel")
+@click.option("--min-size", type=click.IntRange(min=1), default=10, show_default=True,
+              help="clefts with fewer voxels are dropped")
+@click.option("--dilation-nm", type=float, default=16.0, show_default=True,
+              help="how far around a cleft the side probabilities are summed per fragment")
+@click.option("--post-fraction", type=float, default=0.3, show_default=True,
+              help="a fragment is a post partner when its summed post probability reaches this share of the largest")
+@click.option("--max-extent-nm", type=float, default=400.0, show_default=True,
+              help="largest cleft extent found exactly across block faces (sets the block context)")
+@click.option("--work-dir", default=None, metavar="DIR",
+              help="per-block tables and done-markers (default: OUT_TABLE without .parquet, plus '.blocks')")
+@engine_options
+def synapses(cleft_prob, sides, fragments, out_table, threshold, min_size, dilation_nm, post_fraction,
+             max_extent_nm, work_dir, scheduler, workers, block_shape, overwrite, progress):
+    """Detect synapses blockwise: CLEFT_PROB (cleft probability volume), SIDES (2-channel pre-side /
+    post-side probability volume) and FRAGMENTS (uint64 fragment volume) -> OUT_TABLE (Parquet).
+
+    One row per (synapse, post partner): id, cleft/pre/post zyx nm, pre_fragment, post_fragment,
+    score, size. Prints a JSON summary.
+    """
+    from chunks import open_volume
+
+    from .detect import DetectParams, detect_synapses_blockwise
+
+    try:
+        params = DetectParams(threshold=threshold, min_size=min_size, dilation_nm=dilation_nm,
+                              post_fraction=post_fraction, max_extent_nm=max_extent_nm)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if work_dir is None:
+        work_dir = out_table.removesuffix(".parquet") + ".blocks"
+    try:
+        table = detect_synapses_blockwise(open_volume(cleft_prob), open_volume(sides), open_volume(fragments),
+                                          work_dir, params=params, block_shape=block_shape, scheduler=scheduler,
+                                          num_workers=workers, overwrite=overwrite, progress=progress)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    table.to_parquet(out_table, index=False)
+    click.echo(json.dumps({"table": out_table, "synapses": int(table["id"].nunique()), "rows": len(table),
+                           "work_dir": work_dir}))
+
+
+@click.command("evaluate-synapses")
+@click.argument("pred")
+@click.argument("truth")
+@click.option("--tolerance-nm", type=click.FloatRange(min=0), default=100.0, show_default=True,
+              help="largest distance between a predicted and a true synapse location")
+@click.option("--mapping", default=None, metavar="PARQUET",
+              help="fragment -> segment mapping (columns fragment, segment) applied to PRED's fragments")
+@click.option("--pred-neurons", type=click.Choice(["auto", "columns", "truth-labels"]), default="auto",
+              show_default=True, help="where PRED's pre/post neurons come from: its id columns, or the truth's "
+              "neuron labels under its pre/post points (auto: the labels when TRUTH is a CREMI file that has them)")
+@click.option("--json", "json_path", default=None, metavar="PATH", help="also write the result to PATH")
+def evaluate_synapses_command(pred, truth, tolerance_nm, mapping, pred_neurons, json_path):
+    """Cleft and synaptic-partner precision / recall / F1 of PRED against TRUTH (Parquet or CREMI .h5), as JSON."""
+    import pandas as pd
+
+    from .evaluate import evaluate_synapses, with_segments
+
+    pred_table, _ = read_table(pred)
+    truth_table, cremi = read_table(truth)
+    if mapping is not None:
+        pred_table = with_segments(pred_table, pd.read_parquet(mapping))
+    use_labels = pred_neurons == "truth-labels" or (pred_neurons == "auto" and cremi is not None
+                                                    and cremi.labels is not None)
+    if use_labels and (cremi is None or cremi.labels is None):
+        raise click.UsageError(f"--pred-neurons truth-labels needs TRUTH to be a CREMI file with neuron labels; "
+                               f"{truth} has none")
+    labels = {"truth_labels": cremi.labels, "voxel_size_nm": cremi.voxel_size_nm,
+              "offset_nm": cremi.offset_nm} if use_labels else {}
+    try:
+        result = evaluate_synapses(pred_table, truth_table, tolerance_nm, **labels)
+    except KeyError as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    result.update({"pred": pred, "truth": truth, "pred_neurons": "truth-labels" if use_labels else "columns"})
+    text = json.dumps(result, indent=2)
+    if json_path:
+        with open(json_path, "w") as f:
+            f.write(text + "\n")
+    click.echo(text)
+
+
+COMMANDS = [synapses, evaluate_synapses_command]
