@@ -38,13 +38,20 @@ def connect(scheduler=None, num_workers: int | None = None):
     workers = num_workers or default_workers()
     if scheduler in (None, "local", "threads"):
         processes = scheduler != "threads"
-        cluster = LocalCluster(
-            n_workers=workers if processes else 1,
-            threads_per_worker=1 if processes else workers,
-            processes=processes,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        try:
+            cluster = LocalCluster(
+                n_workers=workers if processes else 1,
+                threads_per_worker=1 if processes else workers,
+                processes=processes,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+        except RuntimeError as exc:  # worker processes re-import the main module
+            raise RuntimeError(
+                f"cannot start a local dask cluster of worker processes ({exc}); code run from stdin or "
+                "without `if __name__ == \"__main__\":` cannot start them: add that guard, or use "
+                "scheduler='threads'"
+            ) from exc
         client = Client(cluster)
         try:
             yield client

@@ -147,3 +147,12 @@ def test_kill_9_mid_run_then_resume_gives_identical_output(tmp_path):
     processed, skipped = map(int, rerun.stdout.split())
     assert skipped == killed_after and processed == 32 - killed_after
     assert np.array_equal(open_volume(out_url).read(), 255 - raw.read())
+
+
+def test_process_cluster_from_stdin_explains_the_way_out(tmp_path):
+    code = (f"from chunks import create_volume, run_blockwise\n"
+            f"v = create_volume({str(tmp_path / 'v.zarr')!r}, (8, 8, 8), 'uint8', (8, 8, 8), chunk_shape=(4, 4, 4))\n"
+            "run_blockwise(lambda b, i: None, v.roi, (4, 4, 4), task='t', outputs={'o': v}, progress=False)\n")
+    result = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "without `if __name__ == \"__main__\":` cannot start them: add that guard, or use scheduler='threads'" in result.stderr
