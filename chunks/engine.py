@@ -214,12 +214,9 @@ def _check_alignment(blocks, outputs) -> None:
 
 def _check_memory(inputs, outputs, scheduler) -> None:
     uses_memory = any(v.format == "memory" for v in [*inputs.values(), *outputs.values()])
-    if uses_memory and scheduler not in ("threads", "sync") and not _is_client(scheduler):
+    in_process = scheduler in ("threads", "sync") or not isinstance(scheduler, (str, type(None)))  # or a Client
+    if uses_memory and not in_process:
         raise ValueError("memory:// volumes live in this process only; use scheduler='threads' or 'sync'")
-
-
-def _is_client(scheduler) -> bool:
-    return type(scheduler).__name__ == "Client"
 
 
 def _jsonable(value):

@@ -246,3 +246,17 @@ def _load_npy(path: str) -> np.ndarray:
 def _require_3d(name: str, shape) -> None:
     if len(shape) != 3:
         raise ValueError(f"{name} has shape {tuple(shape)}; expected a 3D volume (z, y, x)")
+
+
+def open_readable(spec: str | os.PathLike):
+    """A Volume when ``spec`` names one, else an ingest source: either has ``.roi`` and ``.read(roi)``.
+
+    The one place that decides how a user's "raw" or "labels" argument is read, whether a
+    volume URL, ``FILE.h5:/dataset``, a ``.npy``, a multi-page TIFF or an image stack.
+    """
+    from .volume import open_volume
+
+    try:
+        return open_volume(spec)
+    except (FileNotFoundError, ValueError):
+        return open_source(spec)

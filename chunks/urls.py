@@ -33,10 +33,6 @@ class StorageUrl:
     endpoint: str | None = None
     original: str = field(default="", compare=False)
 
-    @property
-    def is_local(self) -> bool:
-        return self.protocol == "file"
-
     def storage_options(self) -> dict:
         options: dict = {}
         if self.endpoint:

@@ -28,9 +28,6 @@ from chunks.cluster import connect
 
 logger = logging.getLogger(__name__)
 
-STAGES = ("ingest", "predict", "segment", "evaluate")
-
-
 @dataclass(frozen=True)
 class ReconstructConfig:
     """What to reconstruct and how; the TOML/YAML file of ``connecto reconstruct`` maps onto it.
@@ -249,8 +246,13 @@ def evaluate_run(run_dir: str, ground_truth: str, threshold: float, thresholds=(
 
 
 def _try_open(url: str):
+    """The Volume at ``url``, or None when ``url`` is something to ingest first."""
+    from chunks import Volume
+    from chunks.sources import open_readable
+
     try:
-        return open_volume(url)
-    except (FileNotFoundError, ValueError):
+        readable = open_readable(url)
+    except (FileNotFoundError, ValueError, KeyError, OSError):
         return None
+    return readable if isinstance(readable, Volume) else None
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chunks import open_volume
-from chunks.sources import open_source
+from chunks.sources import open_readable
 
 from .augment import augment
 from .config import ModelConfig, TrainConfig, VolumeSpec
@@ -32,14 +31,8 @@ class TrainingVolume:
 
 def read_array(spec: str) -> np.ndarray:
     """A whole array from a volume URL or an ingest spec (FILE.h5:/dataset, .npy, .tif, stack)."""
-    try:
-        source = open_source(spec)
-        return source.read(source.roi)
-    except (FileNotFoundError, ValueError, KeyError, OSError) as source_error:
-        try:
-            return open_volume(spec).read()
-        except FileNotFoundError:
-            raise source_error from None
+    source = open_readable(spec)
+    return source.read(source.roi)
 
 
 def normalize_raw(raw: np.ndarray) -> np.ndarray:

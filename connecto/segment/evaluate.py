@@ -21,7 +21,6 @@ block size, not the volume size.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -187,17 +186,9 @@ def open_labels(spec):
         return spec
     if isinstance(spec, np.ndarray):
         return _ArrayLabels(spec)
-    text = os.fspath(spec)
-    from chunks.sources import HDF5_SUFFIXES
+    from chunks.sources import open_readable
 
-    if text.lower().endswith(".npy") or any(f"{s}:" in text.lower() for s in HDF5_SUFFIXES) \
-            or text.lower().endswith(HDF5_SUFFIXES):
-        from chunks.sources import open_source
-
-        return open_source(text)
-    from chunks import open_volume
-
-    return open_volume(text)
+    return open_readable(spec)
 
 
 @dataclass(frozen=True)

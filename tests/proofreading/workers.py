@@ -11,6 +11,16 @@ from proofreading import ConflictError, NothingToUndoError, Proofreader, SplitEr
 from .synthetic import stripe_fragments
 
 
+
+def random_split(pr, rng, segments):
+    """Split a random segment between two of its fragments; None when it has only one."""
+    segment = int(rng.choice(segments))
+    members = pr.fragments_of(segment)
+    if len(members) < 2:
+        return None
+    source, sink = rng.choice(members, 2, replace=False)
+    return pr.split(segment, [int(source)], [int(sink)])
+
 def random_edits(run, author, stripes, n_edits, seed, height, width, stripe, barrier, results, database=None):
     """Random merges/splits/undos/redos confined to ``stripes`` (so they commute with other workers')."""
     mine = np.array(sorted(f for s in stripes for f in stripe_fragments(s, height, width, stripe)), np.uint64)
@@ -26,12 +36,9 @@ def random_edits(run, author, stripes, n_edits, seed, height, width, stripe, bar
                     a, b = rng.choice(segments, 2, replace=False)
                     edit = pr.merge(int(a), int(b))
                 elif choice < 4:
-                    segment = int(rng.choice(segments))
-                    members = pr.fragments_of(segment)
-                    if len(members) < 2:
+                    edit = random_split(pr, rng, segments)
+                    if edit is None:
                         continue
-                    source, sink = rng.choice(members, 2, replace=False)
-                    edit = pr.split(segment, [int(source)], [int(sink)])
                 else:
                     edit = pr.undo() if rng.integers(2) else pr.redo()
             except (SplitError, NothingToUndoError):
@@ -87,12 +94,9 @@ def edit_until_killed(run: str, seed: int, height: int, width: int, stripe: int)
                     a, b = rng.choice(segments, 2, replace=False)
                     edit = pr.merge(int(a), int(b))
                 elif rng.integers(2):
-                    segment = int(rng.choice(segments))
-                    members = pr.fragments_of(segment)
-                    if len(members) < 2:
+                    edit = random_split(pr, rng, segments)
+                    if edit is None:
                         continue
-                    source, sink = rng.choice(members, 2, replace=False)
-                    edit = pr.split(segment, [int(source)], [int(sink)])
                 else:
                     edit = pr.undo()
             except (SplitError, NothingToUndoError):
