@@ -6,6 +6,7 @@
 - :mod:`.connectome`: the ``Connectome`` class (constructors, queries, exports)
 - :mod:`.graph`, :mod:`.paths`, :mod:`.motifs`, :mod:`.spatial`: the queries
 - :mod:`.store`: Parquet on disk; the overwrite rule of every export
+- :mod:`.run`: a connectome built from a run directory, at a proofreading version
 - :mod:`.exports` (networkx, GraphML), :mod:`.neuprint`, :mod:`.navis_io` (navis, SWC)
 - :mod:`.published`: real connectomes that installed packages ship (C. elegans, hemibrain)
 - :mod:`.skeletons` (kimimaro, blockwise), :mod:`.meshes` (zmesh, precomputed),

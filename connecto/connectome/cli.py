@@ -2,6 +2,8 @@
 
 Registered on the ``connecto`` group by ``connecto.cli`` (``cli.add_command``); each
 command also works alone (``query.main([...])``). Neurons are given by segment id or name.
+``query`` and ``export`` read a saved connectome directory or a reconstruction run
+directory (built at the agglomeration, or at a proofreading ``--version``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,25 @@ def _neuron(value: str):
     return int(value) if value.isdigit() else value
 
 
-def _open(path, version):
+def _open(path, version, database=None):
     from connecto.connectome import Connectome
 
-    return Connectome.open(path, version=version)
+    return Connectome.open(path, version=version, database=database)
+
+
+VERSION_HELP = ("a saved connectome's version; for a run directory the proofreading version (an integer or 'head') "
+                "[default: the current connectome; for a run, its agglomeration]")
+
+
+def _version_options(fn):
+    options = [
+        click.option("--version", "version", default=None, help=VERSION_HELP),
+        click.option("--database", default=None, help="a run's proofreading edit log: SQLite path or postgresql:// "
+                     "URL [default: RUN/proofreading.sqlite]"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 def _roi(ctx, param, value):
@@ -52,7 +69,7 @@ def _emit(table, fmt: str) -> None:
 def _common(fn):
     options = [
         click.argument("connectome", type=click.Path(exists=True, file_okay=False)),
-        click.option("--version", "version", default=None, help="connectome version (default: the current one)"),
+        _version_options,
         click.option("--kind", default=None, help="synapse kind, e.g. chemical or electrical (default: all)"),
         click.option("--min-weight", type=click.IntRange(min=1), default=1, show_default=True,
                      help="least synapses per connection"),
@@ -65,15 +82,16 @@ def _common(fn):
 
 @click.group()
 def query():
-    """Query a connectome directory (written by `connecto export` or Connectome.save)."""
+    """Query a connectome directory (written by `connecto export` or Connectome.save) or a
+    reconstruction run directory (its agglomeration, or a proofreading --version)."""
 
 
 @query.command()
 @click.argument("connectome", type=click.Path(exists=True, file_okay=False))
-@click.option("--version", "version", default=None, help="connectome version (default: the current one)")
-def summary(connectome, version):
+@_version_options
+def summary(connectome, version, database):
     """Counts of neurons, synapses per kind, connections and motifs."""
-    c = _open(connectome, version)
+    c = _open(connectome, version, database)
     click.echo(repr(c))
     for kind in c.kinds:
         click.echo(f"  {kind}: {json.dumps(c.motifs(kind=kind))}")
@@ -82,17 +100,17 @@ def summary(connectome, version):
 @query.command()
 @_common
 @click.argument("neuron")
-def upstream(connectome, version, kind, min_weight, fmt, neuron):
+def upstream(connectome, version, database, kind, min_weight, fmt, neuron):
     """Presynaptic partners of NEURON (id or name), strongest first."""
-    _emit(_open(connectome, version).upstream(_neuron(neuron), min_weight=min_weight, kind=kind), fmt)
+    _emit(_open(connectome, version, database).upstream(_neuron(neuron), min_weight=min_weight, kind=kind), fmt)
 
 
 @query.command()
 @_common
 @click.argument("neuron")
-def downstream(connectome, version, kind, min_weight, fmt, neuron):
+def downstream(connectome, version, database, kind, min_weight, fmt, neuron):
     """Postsynaptic partners of NEURON (id or name), strongest first."""
-    _emit(_open(connectome, version).downstream(_neuron(neuron), min_weight=min_weight, kind=kind), fmt)
+    _emit(_open(connectome, version, database).downstream(_neuron(neuron), min_weight=min_weight, kind=kind), fmt)
 
 
 @query.command()
@@ -102,11 +120,11 @@ def downstream(connectome, version, kind, min_weight, fmt, neuron):
 @click.option("--max-length", type=click.IntRange(min=1), default=None,
               help="list all simple paths with at most this many connections (default: one shortest path)")
 @click.option("--weighted", is_flag=True, help="shortest by the sum of 1/weight instead of the number of steps")
-def path(connectome, version, kind, min_weight, fmt, source, target, max_length, weighted):
+def path(connectome, version, database, kind, min_weight, fmt, source, target, max_length, weighted):
     """A shortest path from SOURCE to TARGET, or all paths up to --max-length."""
     import pandas as pd
 
-    c = _open(connectome, version)
+    c = _open(connectome, version, database)
     if max_length is None:
         found = [c.shortest_path(_neuron(source), _neuron(target), min_weight=min_weight, kind=kind,
                                  weighted=weighted)]
@@ -124,25 +142,25 @@ def path(connectome, version, kind, min_weight, fmt, source, target, max_length,
 
 @query.command()
 @_common
-def motifs(connectome, version, kind, min_weight, fmt):
+def motifs(connectome, version, database, kind, min_weight, fmt):
     """Reciprocal pairs and feed-forward triads."""
     import pandas as pd
 
-    counts = _open(connectome, version).motifs(min_weight=min_weight, kind=kind)
+    counts = _open(connectome, version, database).motifs(min_weight=min_weight, kind=kind)
     _emit(pd.DataFrame({"motif": list(counts), "count": list(counts.values())}), fmt)
 
 
 @query.command()
 @click.argument("connectome", type=click.Path(exists=True, file_okay=False))
-@click.option("--version", "version", default=None, help="connectome version (default: the current one)")
+@_version_options
 @click.option("--roi", callback=_roi, default=None, metavar="Z,Y,X:Z,Y,X", help="offset:shape in voxels")
 @click.option("--by", type=click.Choice(["centroid", "bbox"]), default="centroid", show_default=True,
               help="a neuron is in the Roi by its centroid or by an overlapping bounding box")
 @click.option("--min-voxels", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
-def neurons(connectome, version, roi, by, min_voxels, fmt):
+def neurons(connectome, version, database, roi, by, min_voxels, fmt):
     """Neurons, largest first, optionally in a Roi and above a size."""
-    c = _open(connectome, version)
+    c = _open(connectome, version, database)
     table = c.neurons_by_size(min_voxels=min_voxels)
     if roi is not None:
         table = table[table["segment_id"].isin(c.neurons_in_roi(roi, mode=by)["segment_id"])]
@@ -151,14 +169,14 @@ def neurons(connectome, version, roi, by, min_voxels, fmt):
 
 @query.command()
 @click.argument("connectome", type=click.Path(exists=True, file_okay=False))
-@click.option("--version", "version", default=None, help="connectome version (default: the current one)")
+@_version_options
 @click.option("--roi", callback=_roi, required=True, metavar="Z,Y,X:Z,Y,X", help="offset:shape in voxels")
 @click.option("--point", type=click.Choice(["location", "pre", "post", "cleft"]), default="location",
               show_default=True, help="which point of a synapse must be in the Roi")
 @click.option("--format", "fmt", type=click.Choice(OUTPUT_FORMATS), default="table", show_default=True)
-def synapses(connectome, version, roi, point, fmt):
+def synapses(connectome, version, database, roi, point, fmt):
     """Synapses in a Roi."""
-    _emit(_open(connectome, version).synapses_in_roi(roi, point=point), fmt)
+    _emit(_open(connectome, version, database).synapses_in_roi(roi, point=point), fmt)
 
 
 @click.command()
@@ -167,13 +185,14 @@ def synapses(connectome, version, roi, point, fmt):
 @click.option("--format", "fmt", type=click.Choice(["parquet", "neuprint", "graphml", "swc"]), default="parquet",
               show_default=True, help="parquet: a connectome directory; neuprint: CSVs for neo4j-admin import; "
                                       "graphml: one file; swc: one file per skeleton")
-@click.option("--version", "version", default=None, help="connectome version (default: the current one)")
+@_version_options
 @click.option("--dataset", default="connecto", show_default=True, help="neuPrint dataset name")
 @click.option("--kind", default=None, help="graphml: only this synapse kind (default: all)")
 @click.option("--overwrite", is_flag=True, help="replace an existing export at OUT")
-def export(connectome, out, fmt, version, dataset, kind, overwrite):
-    """Export the connectome at CONNECTOME to OUT."""
-    c = _open(connectome, version)
+def export(connectome, out, fmt, version, database, dataset, kind, overwrite):
+    """Export the connectome at CONNECTOME (a connectome directory, or a run directory at its
+    agglomeration or a proofreading --version) to OUT."""
+    c = _open(connectome, version, database)
     options = {"neuprint": {"dataset": dataset}, "graphml": {"kind": kind}}.get(fmt, {})
     click.echo(f"exported {c!r} -> {c.export(out, fmt, overwrite=overwrite, **options)} ({fmt})")
 

@@ -111,9 +111,34 @@ class Connectome:
         return cls(neuron_table, synapses, voxel_size_nm=voxel_size_nm, skeletons=skeletons)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, version=None) -> Connectome:
-        """Open a connectome saved with :meth:`save` (a connectome directory or a run
-        directory holding ``connectome/``), at ``version`` if given."""
+    def open(cls, path: str | os.PathLike, version=None, *, database=None) -> Connectome:
+        """Open a saved connectome, or build one from a reconstruction run directory.
+
+        ``path`` is one of:
+
+        - a connectome saved with :meth:`save` (or a directory holding ``connectome/``):
+          ``version`` picks a saved ``versions/<version>``;
+        - a run directory (``run.json``, ``fragments``, ``agglomeration/``; see
+          :mod:`connecto.connectome.run`): the neurons are the segments of the fragment
+          Volume under a fragment -> segment mapping, the synapses the run's
+          ``synapses.parquet`` mapped through it. ``version=None``: the run's
+          agglomeration at its threshold (the segments of ``RUN/segmentation``); an
+          integer ``v``: the proofreading edit log at version ``v`` (``"head"``: its
+          latest); ``database=``: the log when it is not ``RUN/proofreading.sqlite``.
+          A run without ``synapses.parquet`` gives neurons and an empty synapse table.
+          Synapses whose pre and post fragments end up in one segment (autapses, e.g.
+          after a merge) are kept, as self-connections; ``meta["n_autapses"]`` counts them.
+
+        A version that does not exist raises ValueError naming the versions that do.
+        """
+        from . import run
+
+        if run.is_run_directory(path):
+            neurons, synapses, voxel_size_nm, meta = run.tables_from_run(path, version, database=database)
+            return cls(neurons, synapses, voxel_size_nm=voxel_size_nm, meta=meta)
+        if database is not None:
+            raise ValueError(f"database= names a proofreading edit log, which only a run directory has; {path} is "
+                             "not one (it lacks run.json, fragments or agglomeration/)")
         directory = store.connectome_dir(path, version)
         tables, meta = store.read_tables(directory)
         return cls(tables["neurons"], tables["synapses"], voxel_size_nm=meta.get("voxel_size_nm"),
