@@ -28,6 +28,11 @@ def shipped_checkpoint() -> str:
     return str(resources.files("connecto") / "data" / "synthetic_affinities.pt")
 
 
+def shipped_synapse_checkpoint() -> str:
+    """The synapse model trained on synthetic data (configs/synapses-synthetic.toml)."""
+    return str(resources.files("connecto") / "data" / "synthetic_synapses.pt")
+
+
 def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = False, progress: bool = True) -> dict:
     from chunks import open_volume
     from chunks.cluster import connect

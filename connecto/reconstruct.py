@@ -1,4 +1,5 @@
-"""``connecto reconstruct``: ingest -> predict -> fragments -> region graph -> agglomerate -> relabel.
+"""``connecto reconstruct``: ingest -> predict -> fragments -> region graph -> agglomerate -> relabel
+(-> synapse prediction -> synapse detection, with a synapse model).
 
 One run directory holds every stage's output and ``run.json``: each stage's parameters,
 a fingerprint of them and of everything upstream, the code version, seconds and peak
@@ -7,8 +8,14 @@ after changing one stage's parameters recomputes that stage and the ones after i
 a stage whose fingerprint is unchanged and complete is skipped.
 
 Layout of ``run_dir``: ``raw.zarr`` (when ingested), ``affinities.zarr``, ``fragments``,
-``graph/``, ``agglomeration/``, ``segmentation``, ``evaluation.json`` (with ground truth),
-``run.json``.
+``graph/``, ``agglomeration/``, ``segmentation``, with a synapse model
+``synapse_prediction.zarr`` (cleft, pre side, post side) and ``synapses.parquet`` (one row
+per (synapse, post partner), against fragments: see :mod:`connecto.synapses.detect`),
+``evaluation.json`` (with ground truth), ``run.json``.
+
+Synapses are detected against fragments, not segments, so they depend on the affinity
+prediction and the fragment parameters only: changing the agglomeration threshold (or
+proofreading) maps them to other segments without detecting them again.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import os
 import resource
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chunks import open_volume
 from chunks.cluster import connect
@@ -37,6 +44,11 @@ class ReconstructConfig:
     checkpoint : the affinity model.
     threshold : merge-score threshold of the written segmentation; ``thresholds`` are
         additionally evaluated when ``ground_truth`` is given.
+    synapse_checkpoint : a synapse model (``model.outputs = ["synapses"]``); without it no
+        synapses are detected. ``synapse_params`` are :class:`connecto.synapses.detect.DetectParams`
+        fields (threshold, min_size, dilation_nm, post_fraction, max_extent_nm).
+    synapse_truth : a Parquet table of true synapses (the synthetic generator's
+        ``synapses.parquet``); with ``ground_truth`` labels, cleft and partner F1 are evaluated.
     """
 
     raw: str
@@ -55,10 +67,20 @@ class ReconstructConfig:
     min_size: int = 100
     segment_block_shape: tuple[int, int, int] | None = None
     ground_truth: str | None = None
+    synapse_checkpoint: str | None = None
+    synapse_params: dict = field(default_factory=dict)
+    synapse_truth: str | None = None
     scheduler: str | None = None
     workers: int | None = None
 
     def __post_init__(self):
+        from connecto.synapses.detect import DetectParams
+
+        try:
+            DetectParams(**self.synapse_params)
+        except TypeError as exc:
+            raise ValueError(f"synapse_params: {exc}; known keys: "
+                             f"{[f.name for f in dataclasses.fields(DetectParams)]}") from None
         for name in ("voxel_size_nm", "chunk_shape", "predict_block_shape", "context", "segment_block_shape"):
             value = getattr(self, name)
             if value is not None:
@@ -76,7 +98,7 @@ def load_reconstruct_config(path: str, **overrides) -> ReconstructConfig:
     if unknown:
         raise ValueError(f"unknown reconstruct keys {sorted(unknown)} in {path}; known keys: {sorted(known)}")
     base = os.path.dirname(os.path.abspath(path))
-    for key in ("raw", "run_dir", "checkpoint", "ground_truth"):
+    for key in ("raw", "run_dir", "checkpoint", "ground_truth", "synapse_checkpoint", "synapse_truth"):
         if values.get(key) and "://" not in values[key] and not os.path.isabs(values[key]):
             values[key] = os.path.normpath(os.path.join(base, values[key]))
     return ReconstructConfig(**values)
@@ -182,7 +204,7 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
         predict_params = {"checkpoint": config.checkpoint, "checkpoint_sha1": _file_identity(config.checkpoint),
                           "context": config.context, "block_shape": config.predict_block_shape,
                           "autocast": config.autocast}
-        upstream = fp = _fingerprint(upstream, "predict", predict_params)
+        upstream = predict_fp = fp = _fingerprint(upstream, "predict", predict_params)
         affinities_url = os.path.join(run_dir, "affinities.zarr")
         if not record.is_done("predict", fp):
             echo(f"predict: affinities with {os.path.basename(config.checkpoint)}")
@@ -213,17 +235,88 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
                           {k: round(v, 2) for k, v in result.seconds.items()},
                           fragments=int(result.history.fragment_ids.size),
                           segments=int(result.history.num_segments(config.threshold)))
+        segment_fp = upstream
 
-    # 4. evaluation against ground truth (optional; cheap, always redone when asked)
+        # 4. synapses: predicted from raw, detected against fragments (not segments)
+        if config.synapse_checkpoint:
+            fragments_fp = _fingerprint(predict_fp, "fragments", params.aff_low, params.aff_high,
+                                        config.segment_block_shape)
+            _synapse_stages(config, record, run_dir, raw_volume, fragments_fp, engine, echo)
+        upstream = segment_fp
+
+    # 5. evaluation against ground truth (optional; cheap, always redone when asked)
     if config.ground_truth:
-        fp = _fingerprint(upstream, "evaluate", config.ground_truth, config.thresholds)
+        synapses_fp = record.data["stages"].get("synapses", {}).get("fingerprint") if config.synapse_checkpoint else None
+        fp = _fingerprint(upstream, "evaluate", config.ground_truth, config.thresholds, synapses_fp,
+                          config.synapse_truth)
         if not record.is_done("evaluate", fp):
             echo(f"evaluate: against {config.ground_truth}")
             record.start("evaluate", fp, {"ground_truth": config.ground_truth, "thresholds": config.thresholds})
             start = time.perf_counter()
             evaluation = evaluate_run(run_dir, config.ground_truth, config.threshold, config.thresholds, params)
+            if config.synapse_checkpoint and config.synapse_truth:
+                evaluation["synapses"] = evaluate_run_synapses(run_dir, config.ground_truth, config.synapse_truth)
             record.finish("evaluate", time.perf_counter() - start, **evaluation)
     return record.data
+
+
+def _synapse_stages(config: ReconstructConfig, record: _RunRecord, run_dir: str, raw_volume, fragments_fp: str,
+                    engine: dict, echo) -> None:
+    """Synapse prediction (``synapse_prediction.zarr``) and detection (``synapses.parquet``)."""
+    from connecto.synapses.detect import DetectParams, check_prediction, detect_synapses_blockwise
+    from training.predict import predict_volume
+
+    predict_params = {"checkpoint": config.synapse_checkpoint,
+                      "checkpoint_sha1": _file_identity(config.synapse_checkpoint), "context": config.context,
+                      "block_shape": config.predict_block_shape, "autocast": config.autocast}
+    fp = _fingerprint(record.data["stages"]["ingest"]["fingerprint"] if "ingest" in record.data["stages"] else
+                      config.raw, "predict_synapses", predict_params)
+    prediction_url = os.path.join(run_dir, "synapse_prediction.zarr")
+    if not record.is_done("predict_synapses", fp):
+        echo(f"predict synapses: with {os.path.basename(config.synapse_checkpoint)}")
+        overwrite = record.changed("predict_synapses", fp)
+        record.start("predict_synapses", fp, predict_params)
+        start = time.perf_counter()
+        predict_volume(config.synapse_checkpoint, raw_volume, prediction_url, block_shape=config.predict_block_shape,
+                       context=config.context, chunk_shape=config.chunk_shape, overwrite=overwrite,
+                       autocast=config.autocast, **engine)
+        record.finish("predict_synapses", time.perf_counter() - start, voxels=int(raw_volume.shape.prod()))
+    prediction = open_volume(prediction_url)
+    check_prediction(prediction)
+
+    detect = DetectParams(**config.synapse_params)
+    detect_params = {**dataclasses.asdict(detect), "block_shape": config.segment_block_shape}
+    fp = _fingerprint(fp, fragments_fp, "synapses", detect_params)
+    table_path = os.path.join(run_dir, "synapses.parquet")
+    if not record.is_done("synapses", fp):
+        echo("synapses: clefts and partners against fragments")
+        overwrite = record.changed("synapses", fp)
+        record.start("synapses", fp, detect_params)
+        start = time.perf_counter()
+        table = detect_synapses_blockwise(prediction, None, open_volume(os.path.join(run_dir, "fragments")),
+                                          os.path.join(run_dir, "synapses.blocks"), params=detect,
+                                          block_shape=config.segment_block_shape, overwrite=overwrite, **engine)
+        tmp = table_path + ".tmp"
+        table.to_parquet(tmp, index=False)
+        os.replace(tmp, table_path)
+        record.finish("synapses", time.perf_counter() - start, synapses=int(table["id"].nunique()),
+                      rows=len(table))
+
+
+def evaluate_run_synapses(run_dir: str, ground_truth: str, synapse_truth: str, tolerance_nm: float = 100.0) -> dict:
+    """Cleft and partner P/R/F1 of the run's synapses; predicted partners are the true neurons under their points."""
+    import pandas as pd
+
+    from chunks.sources import open_readable
+    from connecto.synapses.evaluate import evaluate_synapses
+
+    labels = open_readable(ground_truth)  # voxel for voxel with the run's volumes
+    frame = open_volume(os.path.join(run_dir, "fragments"))
+    pred = pd.read_parquet(os.path.join(run_dir, "synapses.parquet"))
+    truth = pd.read_parquet(synapse_truth)
+    return evaluate_synapses(pred, truth, tolerance_nm, truth_labels=labels.read(labels.roi),
+                             voxel_size_nm=tuple(frame.voxel_size_nm),
+                             offset_nm=tuple(frame.offset * frame.voxel_size_nm))
 
 
 def evaluate_run(run_dir: str, ground_truth: str, threshold: float, thresholds=(), params=None) -> dict:

@@ -44,7 +44,7 @@ def load_checkpoint(path: str, expected_config: ModelConfig | None = None, map_l
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
         raise ValueError(f"cannot load checkpoint {path!r}: {str(exc).splitlines()[0]}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise ValueError(f"{path!r} is not a connecto affinity checkpoint (format {FORMAT})")
+        raise ValueError(f"{path!r} is not a connecto model checkpoint (format {FORMAT})")
     config = model_config_from_checkpoint(state)
     if expected_config is not None and config != expected_config:
         diffs = [f"{k}: checkpoint {getattr(config, k)} != config {getattr(expected_config, k)}"
@@ -55,7 +55,10 @@ def load_checkpoint(path: str, expected_config: ModelConfig | None = None, map_l
 
 
 def model_config_from_checkpoint(state: dict) -> ModelConfig:
-    return ModelConfig(**state["model_config"])
+    values = dict(state["model_config"])
+    if not values.pop("lsd_head", False):  # an unused flag of early checkpoints
+        return ModelConfig(**values)
+    raise ValueError("the checkpoint asks for an LSD head, which this version of connecto does not build")
 
 
 def build_model(state: dict):

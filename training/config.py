@@ -27,16 +27,20 @@ import os
 from dataclasses import dataclass
 
 NEIGHBOUR_OFFSETS = ((-1, 0, 0), (0, -1, 0), (0, 0, -1))
+OUTPUTS = ("affinities", "synapses")
+SYNAPSE_CHANNELS = ("cleft", "pre_side", "post_side")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A 3D U-Net predicting affinities.
+    """A 3D U-Net predicting affinities, synapses, or both from one trunk.
 
     ``widths[i]`` feature maps at level i; ``downsample[i]`` the pooling factor between
     level i and i+1 (so ``len(downsample) == len(widths) - 1``); ``offsets`` the affinity
     neighbourhood (nearest neighbours by default; add long-range ones like (-3, 0, 0)).
     ``padding``: "same" (output shape = input shape) or "valid" (no padding, smaller output).
+    ``outputs``: the heads, in channel order: "affinities" (one channel per offset) and/or
+    "synapses" (three channels: cleft probability, pre-side and post-side probability).
     """
 
     in_channels: int = 1
@@ -44,12 +48,16 @@ class ModelConfig:
     downsample: tuple[tuple[int, int, int], ...] = ((1, 2, 2), (1, 2, 2))
     offsets: tuple[tuple[int, int, int], ...] = NEIGHBOUR_OFFSETS
     padding: str = "same"
-    lsd_head: bool = False
+    outputs: tuple[str, ...] = ("affinities",)
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "downsample", tuple(tuple(int(f) for f in d) for d in self.downsample))
         object.__setattr__(self, "offsets", tuple(tuple(int(o) for o in off) for off in self.offsets))
+        object.__setattr__(self, "outputs", (self.outputs,) if isinstance(self.outputs, str) else tuple(self.outputs))
+        if not self.outputs or len(set(self.outputs)) != len(self.outputs) or not set(self.outputs) <= set(OUTPUTS):
+            raise ValueError(f"model.outputs {list(self.outputs)} must be a non-empty list of distinct heads from "
+                             f"{list(OUTPUTS)}")
         if len(self.downsample) != len(self.widths) - 1:
             raise ValueError(
                 f"model.downsample has {len(self.downsample)} factors but model.widths has {len(self.widths)} levels; "
@@ -62,7 +70,30 @@ class ModelConfig:
 
     @property
     def out_channels(self) -> int:
-        return len(self.offsets)
+        return len(self.channel_names)
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """One name per output channel: ``affinity_<dz>_<dy>_<dx>`` per offset, then the synapse channels."""
+        names: list[str] = []
+        for output in self.outputs:
+            if output == "affinities":
+                names += ["affinity_" + "_".join(str(o) for o in off) for off in self.offsets]
+            else:
+                names += list(SYNAPSE_CHANNELS)
+        return tuple(names)
+
+    def channels_of(self, output: str) -> slice:
+        """The channel slice of one head (``"affinities"`` or ``"synapses"``)."""
+        if output not in self.outputs:
+            raise ValueError(f"the model has no {output!r} head; its heads are {list(self.outputs)}")
+        start = 0
+        for name in self.outputs:
+            size = len(self.offsets) if name == "affinities" else len(SYNAPSE_CHANNELS)
+            if name == output:
+                return slice(start, start + size)
+            start += size
+        raise AssertionError("unreachable")
 
     @property
     def total_downsample(self) -> tuple[int, int, int]:
@@ -83,6 +114,11 @@ class VolumeSpec:
     validation_slab_z: tuple[int, int] | None = None
     # z range [begin, end) of labels that exist (FIB-25: labels cover z < 160 only)
     labelled_z: tuple[int, int] | None = None
+    # synapse heads: cleft labels (synapse ids, 0 elsewhere) and a Parquet table with one row
+    # per (synapse_id, pre_id, post_id) giving each synapse's pre and post neurons in ``labels``
+    # (the synthetic generator writes both: clefts.zarr and synapses.parquet)
+    clefts: str | None = None
+    synapses: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +138,10 @@ class TrainConfig:
     augment: bool = True
     mixed_precision: bool = True
     threads: int | None = None
+    # synapse heads: pre/post-side targets are the partner voxels within this distance of the cleft
+    synapse_side_nm: float = 40.0
+    # share of patches centred (with jitter) on a cleft voxel: synapses are rare
+    synapse_patch_fraction: float = 0.7
 
 
 @dataclass(frozen=True)
@@ -126,8 +166,9 @@ def config_from_dict(values: dict, base_dir: str = ".") -> Config:
         volumes = []
         for v in t.pop("volumes", []):
             spec = _tuple_fields(VolumeSpec, v)
-            for key in ("raw", "labels"):
-                spec[key] = _resolve(spec[key], base_dir)
+            for key in ("raw", "labels", "clefts", "synapses"):
+                if spec.get(key):
+                    spec[key] = _resolve(spec[key], base_dir)
             volumes.append(VolumeSpec(**spec))
         if not volumes:
             raise ValueError("train.volumes is empty: give at least one [[train.volumes]] with raw and labels")

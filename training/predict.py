@@ -1,4 +1,4 @@
-"""Blockwise affinity prediction through the engine, seam-free.
+"""Blockwise prediction (affinities, synapse maps) through the engine, seam-free.
 
 Each block reads its write Roi grown by ``context`` voxels (missing context at the volume
 edge is mirrored), runs the U-Net (same padding) on that, and keeps the centre. The
@@ -93,7 +93,9 @@ def check_raw(raw: Volume, state: dict, checkpoint: str) -> None:
 def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=None, context=None,
                    chunk_shape=None, scheduler=None, num_workers=None, overwrite=False, progress=True,
                    autocast: bool = True, threads_per_worker: int | None = None, roi=None) -> Volume:
-    """Predict affinities of ``raw`` with the model in ``checkpoint`` into a uint8 Volume at ``out_url``."""
+    """Predict ``raw`` with the model in ``checkpoint`` into a uint8 Volume at ``out_url``, one channel per model
+    output channel (affinities, or cleft / pre side / post side for a synapse model; the volume's attribute
+    ``channels`` names them)."""
     checkpoint = os.path.abspath(checkpoint)
     state = load_checkpoint(checkpoint)
     config = model_config_from_checkpoint(state)
@@ -125,7 +127,10 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
                   progress=progress,
                   params={"checkpoint": checkpoint, "context": list(context), "autocast": autocast,
                           "offsets": [list(o) for o in config.offsets]})
-    out.update_attrs({"affinity_offsets": [list(o) for o in config.offsets]})
+    attrs = {"channels": list(config.channel_names), "checkpoint": os.path.basename(checkpoint)}
+    if "affinities" in config.outputs:
+        attrs["affinity_offsets"] = [list(o) for o in config.offsets]
+    out.update_attrs(attrs)
     return out
 
 

@@ -83,3 +83,52 @@ def membranes_to_labels(membrane: np.ndarray) -> np.ndarray:
         next_id = int(cc.max()) if cc.max() > 0 else next_id
         out[z] = cc
     return out
+
+
+def synapse_targets(labels: np.ndarray, clefts: np.ndarray, partners, voxel_size_nm, side_nm: float = 40.0):
+    """Targets (3, z, y, x) and mask for the synapse head: cleft, pre side, post side.
+
+    ``clefts`` holds synapse ids (0 elsewhere); ``partners`` is an (n, 3) integer array of
+    (synapse_id, pre_id, post_id) rows, one per postsynaptic partner, with neuron ids as in
+    ``labels``. A voxel is on the pre (post) side when it lies within ``side_nm`` of a
+    cleft voxel and belongs to that cleft's pre (a post) neuron: the network learns which
+    side of a cleft each neuron is on, so polarity comes from the image (vesicles, density).
+    Cleft targets count everywhere; side targets only where ``labels`` is non-zero.
+
+    >>> labels = np.array([[[1, 1, 2, 2]]]); clefts = np.array([[[0, 7, 7, 0]]])
+    >>> target, _ = synapse_targets(labels, clefts, np.array([[7, 1, 2]]), (8, 8, 8), side_nm=8)
+    >>> target[:, 0, 0].astype(int).tolist()
+    [[0, 1, 1, 0], [1, 1, 0, 0], [0, 0, 1, 1]]
+    """
+    from scipy import ndimage
+
+    partners = np.asarray(partners, dtype=np.int64).reshape(-1, 3)
+    target = np.zeros((3,) + labels.shape, dtype=np.float32)
+    mask = np.ones_like(target)
+    mask[1:] = labels != 0
+    is_cleft = clefts != 0
+    target[0] = is_cleft
+    if not is_cleft.any():
+        return target, mask
+    distance, nearest = ndimage.distance_transform_edt(~is_cleft, sampling=voxel_size_nm, return_indices=True)
+    near = distance <= side_nm
+    synapse = clefts[tuple(nearest)][near].astype(np.int64)
+    neuron = labels[near].astype(np.int64)
+    # pre: one neuron per synapse id
+    ids, first = np.unique(partners[:, 0], return_index=True)
+    pre_of = partners[first, 1]
+    where = np.clip(np.searchsorted(ids, synapse), 0, max(len(ids) - 1, 0))
+    known = (ids[where] == synapse) if len(ids) else np.zeros(synapse.shape, bool)
+    target[1][near] = known & (neuron == pre_of[where]) & (neuron != 0)
+    # post: any (synapse, neuron) pair listed as a partner
+    target[2][near] = _pair_member(synapse, neuron, partners[:, [0, 2]]) & (neuron != 0)
+    return target, mask
+
+
+def _pair_member(first: np.ndarray, second: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """Whether each (first[i], second[i]) is a row of ``pairs`` (vectorised through a shared numbering)."""
+    values, inverse = np.unique(np.concatenate([first, second, pairs[:, 0], pairs[:, 1]]), return_inverse=True)
+    n, k = len(first), len(pairs)
+    key = inverse[:n] * len(values) + inverse[n:2 * n]
+    pair_key = inverse[2 * n:2 * n + k] * len(values) + inverse[2 * n + k:]
+    return np.isin(key, pair_key)

@@ -1,8 +1,10 @@
-"""The training loop: AdamW on class-balanced BCE over affinities, checkpoints, resume, validation log.
+"""The training loop: AdamW on class-balanced BCE over every head's channels, checkpoints, resume, validation log.
 
-``out_dir`` receives ``checkpoint_<step>.pt`` every ``checkpoint_every`` steps, ``model.pt``
-(the final weights without optimizer state, the file to ship) at the end, ``log.csv``
-and ``log.json`` (step, train loss, validation loss and affinity F1) and ``curve.png``.
+The heads (``model.outputs``): affinities, and/or synapses (cleft, pre side, post side;
+see ``targets.synapse_targets``). ``out_dir`` receives ``checkpoint_<step>.pt`` every
+``checkpoint_every`` steps, ``model.pt`` (the final weights without optimizer state, the
+file to ship) at the end, ``log.csv`` and ``log.json`` (step, train loss, validation loss
+and each head's F1: boundary; cleft, pre side, post side) and ``curve.png``.
 Rerunning with the same config resumes from the latest checkpoint and continues with the
 exact batches an uninterrupted run would have used.
 """
@@ -87,7 +89,7 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
         optimizer.load_state_dict(state["optimizer"])
         start_step = state["step"]
         logger.info("resuming from %s at step %d", resume_from, start_step)
-    volumes = [load_volume(v) for v in tc.volumes]
+    volumes = [load_volume(v, synapses="synapses" in mc.outputs) for v in tc.volumes]
     for spec, vol in zip(tc.volumes, volumes):
         if tuple(spec.voxel_size_nm) != tuple(tc.voxel_size_nm):
             logger.warning("volume %s has voxel size %s nm, the model is trained for %s nm",
@@ -141,12 +143,34 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
     return record or (log_rows[-1] if log_rows else {})
 
 
+def foreground_f1(probabilities: np.ndarray, target: np.ndarray, mask: np.ndarray, threshold: float = 0.5) -> float:
+    """F1 of detecting target 1 (probability >= threshold), within the mask; 1.0 when neither has any."""
+    m = mask > 0
+    pred, true = (probabilities >= threshold) & m, (target > 0.5) & m
+    tp, fp, fn = np.sum(pred & true), np.sum(pred & ~true), np.sum(~pred & true)
+    return float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else 1.0
+
+
+def head_metrics(model_config, probabilities: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dict:
+    """Validation metrics per head: boundary F1 for affinities; cleft, pre-side and post-side F1 for synapses."""
+    out = {}
+    if "affinities" in model_config.outputs:
+        sl = (slice(None), model_config.channels_of("affinities"))
+        out["val_affinity_f1"] = affinity_f1(probabilities[sl], target[sl], mask[sl])
+    if "synapses" in model_config.outputs:
+        first = model_config.channels_of("synapses").start
+        for i, name in enumerate(("cleft", "pre_side", "post_side")):
+            sl = (slice(None), first + i)
+            out[f"val_{name}_f1"] = foreground_f1(probabilities[sl], target[sl], mask[sl])
+    return out
+
+
 def validate(model, volumes, config: Config, device, autocast_dtype, n_patches: int = 4) -> dict:
-    """Loss and affinity F1 on fixed patches of the validation slab (the same patches every time)."""
+    """Loss and per-head F1 on fixed patches of the validation slab (the same patches every time)."""
     import torch
 
     tc, mc = config.train, config.model
-    losses, f1s = [], []
+    losses, metrics = [], []
     model.eval()
     with torch.no_grad():
         for i in range(n_patches):
@@ -156,8 +180,8 @@ def validate(model, volumes, config: Config, device, autocast_dtype, n_patches: 
                 logits = model(raw_t)
             losses.append(weighted_bce(logits, torch.from_numpy(target).to(device),
                                        torch.from_numpy(weights).to(device)).item())
-            f1s.append(affinity_f1(torch.sigmoid(logits.float()).cpu().numpy(), target, mask))
-    return {"val_loss": float(np.mean(losses)), "val_affinity_f1": float(np.mean(f1s))}
+            metrics.append(head_metrics(mc, torch.sigmoid(logits.float()).cpu().numpy(), target, mask))
+    return {"val_loss": float(np.mean(losses)), **{k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}}
 
 
 def _read_log(out_dir: str, upto: int) -> list[dict]:
@@ -179,7 +203,7 @@ def _write_log(out_dir: str, rows: list[dict]) -> None:
 
 
 def plot_curve(out_dir: str, rows: list[dict]) -> str | None:
-    """curve.png: training and validation loss and validation affinity F1 over steps."""
+    """curve.png: training and validation loss, and each validation F1, over steps."""
     try:
         import matplotlib
 
@@ -192,11 +216,14 @@ def plot_curve(out_dir: str, rows: list[dict]) -> str | None:
     ax1.plot(steps, [r["train_loss"] for r in rows], label="train loss")
     if "val_loss" in rows[-1]:
         ax1.plot(steps, [r.get("val_loss", math.nan) for r in rows], label="validation loss")
-        ax2.plot(steps, [r.get("val_affinity_f1", math.nan) for r in rows], color="C2")
+        for key in sorted(k for k in rows[-1] if k.startswith("val_") and k.endswith("_f1")):
+            label = "boundary" if key == "val_affinity_f1" else key[4:-3].replace("_", " ")
+            ax2.plot(steps, [r.get(key, math.nan) for r in rows], label=label)
+        ax2.legend()
     ax1.set_xlabel("step")
     ax1.legend()
     ax2.set_xlabel("step")
-    ax2.set_ylabel("validation boundary F1")
+    ax2.set_ylabel("validation F1")
     fig.suptitle(os.path.basename(os.path.abspath(out_dir)))
     fig.tight_layout()
     path = os.path.join(out_dir, "curve.png")

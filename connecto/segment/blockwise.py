@@ -144,6 +144,10 @@ def relabel_block(mapping_path: str, id_stride: int, block, inputs):
 # --- stages -------------------------------------------------------------------------
 
 def _check_affinities_volume(affs: Volume) -> None:
+    channels = affs.attrs.get("channels")
+    if channels and not all(str(c).startswith("affinity_") for c in channels):
+        raise AffinityError(f"{affs.url} holds the channels {channels}, not affinities: it is the output of "
+                            "another model (a synapse model?)")
     if affs.num_channels != 3:
         raise AffinityError(f"affinities {affs.url} have {affs.num_channels} channel(s); expected 3 "
                             "(z, y, x for the offsets (-1,0,0), (0,-1,0), (0,0,-1))")

@@ -27,10 +27,7 @@ def read_table(path: str):
 
 
 @click.command()
-@click.argument("cleft_prob")
-@click.argument("sides")
-@click.argument("fragments")
-@click.argument("out_table")
+@click.argument("volumes", nargs=-1, required=True, metavar="PREDICTION FRAGMENTS OUT_TABLE")
 @click.option("--threshold", type=float, default=0.5, show_default=True,
               help="cleft probability (0..1; uint8 volumes are read as /255) of a cleft voxel")
 @click.option("--min-size", type=click.IntRange(min=1), default=10, show_default=True,
@@ -44,10 +41,13 @@ def read_table(path: str):
 @click.option("--work-dir", default=None, metavar="DIR",
               help="per-block tables and done-markers (default: OUT_TABLE without .parquet, plus '.blocks')")
 @engine_options
-def synapses(cleft_prob, sides, fragments, out_table, threshold, min_size, dilation_nm, post_fraction,
+def synapses(volumes, threshold, min_size, dilation_nm, post_fraction,
              max_extent_nm, work_dir, scheduler, workers, block_shape, overwrite, progress):
-    """Detect synapses blockwise: CLEFT_PROB (cleft probability volume), SIDES (2-channel pre-side /
-    post-side probability volume) and FRAGMENTS (uint64 fragment volume) -> OUT_TABLE (Parquet).
+    """Detect synapses blockwise: PREDICTION (a synapse model's 3-channel output from `connecto predict`:
+    cleft, pre side, post side) and FRAGMENTS (uint64 fragment volume) -> OUT_TABLE (Parquet).
+
+    Predictions from elsewhere may come as two volumes instead of PREDICTION: CLEFT_PROB (1 channel)
+    and SIDES (2 channels: pre side, post side), i.e. CLEFT_PROB SIDES FRAGMENTS OUT_TABLE.
 
     One row per (synapse, post partner): id, cleft/pre/post zyx nm, pre_fragment, post_fragment,
     score, size. Prints a JSON summary.
@@ -55,6 +55,15 @@ def synapses(cleft_prob, sides, fragments, out_table, threshold, min_size, dilat
     from chunks import open_volume
 
     from .detect import DetectParams, detect_synapses_blockwise
+
+    if len(volumes) == 3:
+        cleft_prob, fragments, out_table = volumes
+        sides = None
+    elif len(volumes) == 4:
+        cleft_prob, sides, fragments, out_table = volumes
+    else:
+        raise click.UsageError(f"expected PREDICTION FRAGMENTS OUT_TABLE (or CLEFT_PROB SIDES FRAGMENTS OUT_TABLE), "
+                               f"got {len(volumes)} argument(s)")
 
     try:
         params = DetectParams(threshold=threshold, min_size=min_size, dilation_nm=dilation_nm,
@@ -64,7 +73,8 @@ def synapses(cleft_prob, sides, fragments, out_table, threshold, min_size, dilat
     if work_dir is None:
         work_dir = out_table.removesuffix(".parquet") + ".blocks"
     try:
-        table = detect_synapses_blockwise(open_volume(cleft_prob), open_volume(sides), open_volume(fragments),
+        table = detect_synapses_blockwise(open_volume(cleft_prob), open_volume(sides) if sides else None,
+                                          open_volume(fragments),
                                           work_dir, params=params, block_shape=block_shape, scheduler=scheduler,
                                           num_workers=workers, overwrite=overwrite, progress=progress)
     except ValueError as exc:

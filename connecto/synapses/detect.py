@@ -199,21 +199,48 @@ def _ellipsoid(radius: tuple[int, int, int]) -> np.ndarray:
 
 def synapses_block(params: DetectParams, volume_roi: Roi, voxel_size_nm, out_dir: str, block, inputs):
     """Detect the clefts this block owns (lowest voxel in its write Roi); write their table."""
-    table = detect_synapses(inputs["cleft_prob"], inputs["sides"], inputs["fragments"], params=params,
+    if "prediction" in inputs:  # a synapse model's output: cleft, pre side, post side
+        cleft_prob, sides = inputs["prediction"][0], inputs["prediction"][1:]
+    else:
+        cleft_prob, sides = inputs["cleft_prob"], inputs["sides"]
+    table = detect_synapses(cleft_prob, sides, inputs["fragments"], params=params,
                             voxel_size_nm=voxel_size_nm, offset_nm=tuple(volume_roi.offset * Coordinate(voxel_size_nm)),
                             origin=tuple(block.read_roi.begin - volume_roi.begin), volume_shape=tuple(volume_roi.shape),
                             owned=block.write_roi.shift(-volume_roi.begin))
     _write_table(table, out_dir, f"synapses-{block.name}.parquet")
 
 
-def detect_synapses_blockwise(cleft_prob: Volume, sides: Volume, fragments: Volume, out_dir: str, *,
+SYNAPSE_CHANNELS = ["cleft", "pre_side", "post_side"]
+
+
+def check_prediction(prediction: Volume) -> None:
+    """Refuse a volume that is not a synapse model's 3-channel output (cleft, pre side, post side)."""
+    channels = prediction.attrs.get("channels")
+    if prediction.num_channels != 3 or (channels is not None and list(channels) != SYNAPSE_CHANNELS):
+        raise ValueError(f"{prediction.url} has {prediction.num_channels} channel(s) {channels or ''}; a synapse "
+                         f"prediction has 3: {SYNAPSE_CHANNELS} (predict with a checkpoint whose model.outputs is "
+                         "['synapses'])")
+
+
+def detect_synapses_blockwise(cleft_prob: Volume, sides: Volume | None, fragments: Volume, out_dir: str, *,
                               params: DetectParams = DetectParams(), block_shape=None, scheduler=None,
                               num_workers=None, overwrite=False, progress=True) -> pd.DataFrame:
-    """Blockwise :func:`detect_synapses` into ``out_dir/synapses-<block>.parquet``; returns the merged table."""
-    if sides.num_channels != 2:
+    """Blockwise :func:`detect_synapses` into ``out_dir/synapses-<block>.parquet``; returns the merged table.
+
+    ``cleft_prob`` is a 1-channel cleft probability with ``sides`` the 2-channel pre/post-side
+    probability, or (``sides=None``) a synapse model's 3-channel prediction.
+    """
+    if sides is None:
+        check_prediction(cleft_prob)
+        inputs = {"prediction": cleft_prob}
+    elif sides.num_channels != 2:
         raise ValueError(f"side probabilities {sides.url} have {sides.num_channels} channel(s); expected 2 "
                          "(pre side, post side)")
+    else:
+        inputs = {"cleft_prob": cleft_prob, "sides": sides}
     for name, vol in (("side probabilities", sides), ("fragments", fragments)):
+        if vol is None:
+            continue
         if not vol.roi.contains(cleft_prob.roi) or vol.voxel_size_nm != cleft_prob.voxel_size_nm:
             raise ValueError(f"{name} {vol.url} (Roi {vol.roi}, voxel size {vol.voxel_size_nm}) must cover the cleft "
                              f"probability's Roi {cleft_prob.roi} at its voxel size {cleft_prob.voxel_size_nm}")
@@ -224,7 +251,7 @@ def detect_synapses_blockwise(cleft_prob: Volume, sides: Volume, fragments: Volu
         _remove_tables(out_dir)
     stage = functools.partial(synapses_block, params, cleft_prob.roi, cleft_prob.voxel_size_nm, out_dir)
     run_blockwise(stage, cleft_prob.roi, block_shape, task="synapses",
-                  inputs={"cleft_prob": cleft_prob, "sides": sides, "fragments": fragments}, context=context,
+                  inputs={**inputs, "fragments": fragments}, context=context,
                   markers_at=out_dir, params={**asdict(params), "block": list(block_shape)}, scheduler=scheduler,
                   num_workers=num_workers, overwrite=overwrite, progress=progress)
     return read_synapses(out_dir)

@@ -9,6 +9,7 @@ from chunks import create_volume
 from connecto.synapses.detect import DetectParams, detect_synapses, detect_synapses_blockwise
 from connecto.synapses.evaluate import evaluate_synapses
 from connecto.synthetic import generate_arrays
+from training.targets import synapse_targets
 
 VOXEL = (8, 8, 8)
 
@@ -22,17 +23,10 @@ def volume():
 
 def perfect_predictions(clefts: np.ndarray, labels: np.ndarray, truth: pd.DataFrame, reach: float = 4.0):
     """Cleft probability = clefts > 0; pre/post side = the true pre/post neuron's voxels within ``reach`` voxels
-    of its cleft (each voxel belongs to its nearest cleft)."""
-    distance, index = ndimage.distance_transform_edt(clefts == 0, return_indices=True)
-    nearest = clefts[tuple(index)]
-    near = distance <= reach
-    pre_of = np.zeros(int(clefts.max()) + 1, np.uint64)
-    pre_of[truth["synapse_id"].to_numpy(np.int64)] = truth["pre_id"].to_numpy(np.uint64)
-    pre = near & (labels == pre_of[nearest])
-    keys = nearest.astype(np.uint64) * np.uint64(2**32) + labels
-    true_keys = truth["synapse_id"].to_numpy(np.uint64) * np.uint64(2**32) + truth["post_id"].to_numpy(np.uint64)
-    post = near & np.isin(keys, true_keys)
-    return (clefts > 0).astype(np.float32), np.stack([pre, post]).astype(np.float32)
+    of its cleft (each voxel belongs to its nearest cleft): the synapse model's training targets."""
+    partners = truth[["synapse_id", "pre_id", "post_id"]].to_numpy(np.int64)
+    target, _ = synapse_targets(labels, clefts, partners, VOXEL, side_nm=reach * VOXEL[0])
+    return target[0], target[1:]
 
 
 def test_perfect_predictions_give_partner_f1_above_0_9(volume):

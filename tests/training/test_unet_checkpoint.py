@@ -51,7 +51,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"trained with another model \(widths: checkpoint \(4, 8\) != config \(4, 16\)\)"):
         load_checkpoint(str(tmp_path / "c.pt"), expected_config=other)
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="is not a connecto affinity checkpoint"):
+    with pytest.raises(ValueError, match="is not a connecto model checkpoint"):
         load_checkpoint(str(tmp_path / "other.pt"))
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ValueError, match="cannot load checkpoint"):
