@@ -127,7 +127,8 @@ def info(url):
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="local workers (default: cores)")
 @click.option("--progress/--no-progress", default=True, help="show progress bars (default: on)")
 def reconstruct(config_path, scheduler, workers, progress):
-    """Reconstruct a volume as described by CONFIG (.toml or .yaml): ingest, predict, segment, evaluate.
+    """Reconstruct a volume as described by CONFIG (.toml or .yaml): ingest, predict, segment, synapses
+    (with a synapse_checkpoint), evaluate.
 
     Every stage resumes; after a parameter change only that stage and the ones after it rerun.
     The run directory's run.json records each stage's parameters, timings and memory.
@@ -138,11 +139,20 @@ def reconstruct(config_path, scheduler, workers, progress):
     config = load_reconstruct_config(config_path, scheduler=scheduler, workers=workers)
     record = run(config, progress=progress, echo=click.echo)
     for stage, info in record["stages"].items():
-        click.echo(f"  {stage:<10} {info.get('seconds', 0):8.1f} s")
+        click.echo(f"  {stage:<16} {info.get('seconds', 0):8.1f} s")
+    synapses = record["stages"].get("synapses")
+    if synapses:
+        click.echo(f"{synapses['synapses']} synapses ({synapses['rows']} pre/post pairs) in "
+                   f"{os.path.join(config.run_dir, 'synapses.parquet')}")
     evaluation = record["stages"].get("evaluate")
     if evaluation:
         click.echo(f"VOI split {evaluation['voi_split']:.3f}, merge {evaluation['voi_merge']:.3f}, "
                    f"ARAND {evaluation['arand']:.3f}, {evaluation['segments']} segments")
+        if "synapses" in evaluation:
+            found = evaluation["synapses"]
+            click.echo(f"synapses: partner F1 {found['partners']['f1']:.3f} (precision "
+                       f"{found['partners']['precision']:.3f}, recall {found['partners']['recall']:.3f}), "
+                       f"cleft F1 {found['clefts']['f1']:.3f}")
     click.echo(f"outputs in {config.run_dir}")
 
 

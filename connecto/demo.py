@@ -1,10 +1,12 @@
 """``connecto demo``: the embedded default, end to end on data the project makes itself.
 
 1. generates a synthetic EM volume with known neurons and synapses (``connecto.synthetic``);
-2. reconstructs it with the affinity model that ships in ``connecto/data`` (trained by
-   the project on other synthetic volumes: see the README for the command);
-3. prints VOI / ARAND against the known truth, where the outputs are, a PNG of a section
-   (raw, affinities, segmentation, truth side by side) and a Neuroglancer layout.
+2. reconstructs it with the affinity and synapse models that ship in ``connecto/data``
+   (trained by the project on other synthetic volumes: see the README for the commands)
+   and builds the connectome (neurons, synapses, weighted edges) from the run;
+3. prints VOI / ARAND and synaptic-partner F1 against the known truth, where the outputs
+   are, a PNG of a section (raw, affinities, segmentation, truth side by side) and a
+   Neuroglancer layout with the synapses.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ DEMO_VOXEL_SIZE_NM = (8, 8, 8)
 DEMO_SEED = 7  # the shipped model was trained on seed 101: the demo volume is unseen
 DEMO_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 DEMO_THRESHOLD = 0.5
+DEMO_SYNAPSES_PER_UM3 = 10.0  # denser than cortex (about 1): a small volume with a connectome worth a look
 
 
 def shipped_checkpoint() -> str:
@@ -48,22 +51,30 @@ def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = Fal
     truth_dir = os.path.join(out_dir, "synthetic")
     click.echo(f"1/3 generating a {DEMO_SHAPE} synthetic EM volume ({DEMO_VOXEL_SIZE_NM} nm) in {truth_dir}")
     with connect(None, num_workers) as client:
-        generate(truth_dir, DEMO_SHAPE, DEMO_VOXEL_SIZE_NM, seed=DEMO_SEED, scheduler=client, progress=progress)
-    click.echo("2/3 reconstructing with the shipped model: predict, fragments, region graph, agglomeration")
+        generate(truth_dir, DEMO_SHAPE, DEMO_VOXEL_SIZE_NM, seed=DEMO_SEED, synapses_per_um3=DEMO_SYNAPSES_PER_UM3,
+                 scheduler=client, progress=progress)
+    click.echo("2/3 reconstructing with the shipped models: affinities, fragments, region graph, agglomeration, "
+               "synapses")
     config = ReconstructConfig(
         raw=os.path.join(truth_dir, "raw.zarr"), run_dir=os.path.join(out_dir, "run"),
         checkpoint=shipped_checkpoint(), threshold=DEMO_THRESHOLD, thresholds=DEMO_THRESHOLDS,
-        ground_truth=os.path.join(truth_dir, "labels.zarr"), workers=num_workers,
+        ground_truth=os.path.join(truth_dir, "labels.zarr"), synapse_checkpoint=shipped_synapse_checkpoint(),
+        synapse_truth=os.path.join(truth_dir, "synapses.parquet"), workers=num_workers,
     )
     record = reconstruct(config, progress=progress, echo=lambda m: click.echo(f"    {m}"))
-    click.echo("3/3 pictures and a viewer layout")
+    click.echo("3/3 the connectome, pictures and a viewer layout")
+    from connecto.connectome import Connectome
+
     run_dir = config.run_dir
+    connectome = Connectome.open(run_dir)
+    connectome_dir = connectome.save(os.path.join(run_dir, "connectome"), overwrite=True)
     picture = write_section_png(open_volume(config.raw), open_volume(os.path.join(run_dir, "affinities.zarr")),
                                 open_volume(os.path.join(run_dir, "segmentation")),
                                 open_volume(config.ground_truth), os.path.join(out_dir, "section.png"))
-    layout = write_layout(out_dir, config)
+    layout = write_layout(out_dir, config, connectome.synapses)
     seconds = time.perf_counter() - start
     evaluation = record["stages"]["evaluate"]
+    found = evaluation["synapses"]
     click.echo("")
     click.echo(f"accuracy against the known truth (threshold {DEMO_THRESHOLD}):")
     click.echo(f"  VOI split {evaluation['voi_split']:.3f}  VOI merge {evaluation['voi_merge']:.3f}  "
@@ -72,9 +83,17 @@ def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = Fal
     for row in evaluation.get("sweep", []):
         click.echo(f"    threshold {row['threshold']:.2f}: VOI sum {row['voi_sum']:.3f}  ARAND {row['arand']:.3f}  "
                    f"segments {row['segments']}")
+    partners = found["partners"]
+    click.echo(f"  synapses: {found['clefts']['n_pred']} detected ({found['clefts']['n_true']} true), synaptic partner "
+               f"F1 {partners['f1']:.3f} (precision {partners['precision']:.3f}, recall {partners['recall']:.3f}), "
+               f"cleft F1 {found['clefts']['f1']:.3f}")
+    edges = connectome.edges()
+    click.echo(f"  connectome: {len(connectome)} neurons, {len(connectome.synapses)} synaptic pairs, "
+               f"{len(edges)} weighted edges")
     click.echo("")
     click.echo(f"truth (raw, labels, clefts, synapse tables): {truth_dir}")
-    click.echo(f"run (affinities, fragments, graph, agglomeration, segmentation, run.json): {run_dir}")
+    click.echo(f"run (affinities, fragments, graph, agglomeration, segmentation, synapses, run.json): {run_dir}")
+    click.echo(f"connectome (neurons, synapses, edges as Parquet; `connecto query ... {run_dir}`): {connectome_dir}")
     click.echo(f"section picture (raw | affinities | segmentation | truth): {picture}")
     click.echo(f"Neuroglancer layout: {layout}")
     click.echo(f"  to view: serve {out_dir} with CORS (e.g. `npx http-server {out_dir} --cors -p 8000`) "
@@ -106,8 +125,8 @@ def write_section_png(raw, affinities, segmentation, truth, path: str, z: int | 
     return path
 
 
-def write_layout(out_dir: str, config) -> str:
-    """A Neuroglancer state for the demo's outputs, served from ``out_dir`` at localhost:8000."""
+def write_layout(out_dir: str, config, synapses=None) -> str:
+    """A Neuroglancer state for the demo's outputs (and synapses), served from ``out_dir`` at localhost:8000."""
     from connecto.connectome.neuroglancer import neuroglancer_state, source_url
 
     served = {"http_root": out_dir, "http_url": "http://localhost:8000"}
@@ -115,6 +134,7 @@ def write_layout(out_dir: str, config) -> str:
         DEMO_VOXEL_SIZE_NM,
         raw=source_url(config.raw, **served),
         segmentation=source_url(os.path.join(config.run_dir, "segmentation"), **served),
+        synapses=synapses,
     )
     path = os.path.join(out_dir, "neuroglancer.json")
     with open(path, "w") as f:

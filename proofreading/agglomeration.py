@@ -34,8 +34,26 @@ def mapping_at_threshold(fragment_ids: np.ndarray, u: np.ndarray, v: np.ndarray,
 
 
 def agglomeration_mapping(run_dir: str | os.PathLike, threshold: float) -> SegmentMapping:
-    """The run's agglomeration at ``threshold`` over every fragment its tables name."""
+    """The run's agglomeration at ``threshold`` over every fragment its tables name.
+
+    Where the run wrote its segmentation at this threshold (``agglomeration/mapping-<t>.parquet``,
+    small segments absorbed), that mapping is version 0, so version 0 is the segmentation the
+    run wrote; otherwise the merge history up to ``threshold``.
+    """
     fragment_ids = read_fragment_ids(run_dir)
+    written = os.path.join(os.fspath(run_dir), "agglomeration", f"mapping-{threshold:.4f}.parquet")
+    if os.path.exists(written):
+        import pandas as pd
+
+        table = pd.read_parquet(written, columns=["fragment", "segment"])
+        table = table[table["fragment"] != 0]
+        segment_ids = fragment_ids.copy()  # fragments the file does not name stay alone
+        where = np.searchsorted(fragment_ids, table["fragment"].to_numpy(np.uint64))
+        inside = where < len(fragment_ids)
+        where, segments = where[inside], table["segment"].to_numpy(np.uint64)[inside]
+        known = fragment_ids[where] == table["fragment"].to_numpy(np.uint64)[inside]
+        segment_ids[where[known]] = segments[known]
+        return SegmentMapping(fragment_ids, segment_ids, version=0)
     history = read_table(run_dir, MERGE_HISTORY, ("u", "v", "score"))
     return mapping_at_threshold(fragment_ids, history["u"].astype(np.uint64), history["v"].astype(np.uint64),
                                 history["score"].astype(np.float64), threshold)

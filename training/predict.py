@@ -1,14 +1,14 @@
 """Blockwise prediction (affinities, synapse maps) through the engine, seam-free.
 
-Each block reads its write Roi grown by ``context`` voxels (missing context at the volume
-edge is mirrored), runs the U-Net (same padding) on that, and keeps the centre. The
-default context is the network's receptive field, so no output voxel can tell whether it
-was predicted in a block or in the whole volume. Block
-origins and context are multiples of the network's pooling factors, so every block sees
-the pooling grid of a whole-volume prediction; with enough context the result equals
-predicting the volume in one piece (``tests/training/test_predict.py`` measures the
-largest difference: below 1/255). Affinities are written as uint8 (0..255 = 0..1).
-"""
+Each block reads its write Roi grown by ``context`` voxels, runs the U-Net (same padding)
+on that, and keeps the centre. The default context is the network's receptive field, so
+no output voxel can tell whether it was predicted in a block or in the whole volume.
+Context is not invented where the volume ends: at the volume's faces the network sees its
+own zero padding, exactly as in training and in a whole-volume forward pass, so edge blocks
+cost no extra computation. Block origins and context are multiples of the network's
+pooling factors, so every block sees the pooling grid of a whole-volume prediction; the
+result equals predicting the volume in one piece (``tests/training/test_predict.py``
+measures the largest difference: below 1/255). Outputs are written as uint8 (0..255 = 0..1)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def to_uint8(probabilities: np.ndarray) -> np.ndarray:
 
 
 def predict_padded(model, device, raw: np.ndarray, before, after, factor, autocast: bool = True) -> np.ndarray:
-    """Predict on ``raw`` mirrored by ``before``/``after`` voxels, then padded up to a multiple of ``factor``.
+    """Predict on ``raw`` mirrored by ``before``/``after`` voxels (and up to a multiple of ``factor``).
 
     Returns probabilities for the un-padded ``raw`` region.
     """
@@ -72,10 +72,12 @@ def predict_padded(model, device, raw: np.ndarray, before, after, factor, autoca
     return out[(slice(None), *sl)]
 
 
-def predict_block(checkpoint, context, factor, autocast, threads, block, inputs):
+def predict_block(checkpoint, factor, autocast, threads, block, inputs):
     model, device = _cached_model(checkpoint, os.path.getmtime(checkpoint), threads)
-    before, after = block.missing_context(context)
-    probabilities = predict_padded(model, device, inputs["raw"], before, after, factor, autocast)
+    # the block's origin must sit on the pooling grid of the read array (it does unless the
+    # read was clipped by an amount that is no multiple of the factors)
+    before = tuple((-(w - r)) % f for w, r, f in zip(block.write_roi.begin, block.read_roi.begin, factor))
+    probabilities = predict_padded(model, device, inputs["raw"], before, (0, 0, 0), factor, autocast)
     return {"affinities": to_uint8(probabilities[(slice(None), *block.write_slices())])}
 
 
@@ -121,7 +123,7 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
                         chunk_shape=chunk_shape, num_channels=config.out_channels, overwrite=overwrite,
                         layer_type="image")
     roi = raw.roi if roi is None else roi
-    stage = functools.partial(predict_block, checkpoint, tuple(context), tuple(factor), autocast, threads_per_worker)
+    stage = functools.partial(predict_block, checkpoint, tuple(factor), autocast, threads_per_worker)
     run_blockwise(stage, roi, block_shape, task="predict", inputs={"raw": raw}, outputs={"affinities": out},
                   context=context, scheduler=scheduler, num_workers=num_workers, overwrite=overwrite,
                   progress=progress,

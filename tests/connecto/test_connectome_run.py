@@ -228,3 +228,19 @@ def test_cli_queries_and_exports_a_run_at_a_version(proofread, tmp_path):
     again, built = Connectome.open(out), Connectome.open(run, version=1)
     pd.testing.assert_frame_equal(again.neurons, built.neurons)
     pd.testing.assert_frame_equal(again.synapses, built.synapses)
+
+
+def test_a_log_opened_at_the_run_threshold_starts_from_the_written_segmentation(run_dir, tmp_path):
+    """Version 0 is the segmentation the run wrote, small segments absorbed, not the bare merge history."""
+    from connecto.segment.blockwise import SegmentParams, read_history, write_mapping
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    history = read_history(str(run))
+    path = write_mapping(str(run), history, THRESHOLD, SegmentParams(min_size=20000))  # absorbs a lot
+    written = pd.read_parquet(path)
+    assert written["segment"].nunique() < history.mapping(THRESHOLD)["segment"].nunique()
+    with Proofreader.open(run, "ada", threshold=THRESHOLD) as pr:
+        version_zero = pr.mapping(0)
+    fragments = written["fragment"].to_numpy(np.uint64)
+    assert np.array_equal(version_zero.segment_of(fragments), written["segment"].to_numpy(np.uint64))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from chunks import open_volume
-from connecto.demo import shipped_checkpoint
+from connecto.demo import shipped_checkpoint, shipped_synapse_checkpoint
 from connecto.reconstruct import ReconstructConfig, load_reconstruct_config, reconstruct
 
 # what the shipped model reaches on this volume (measured: see the issue note), with margin;
@@ -21,6 +21,7 @@ MAX_VOI_SUM = 0.7  # measured 0.40 (split 0.25, merge 0.15)
 MAX_ARAND = 0.12  # measured 0.059
 
 SHAPE = (48, 96, 96)
+MIN_PARTNER_F1 = 0.6  # shipped synapse model on the small synaptic volume below, with margin (measured: see #8)
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,16 @@ def synthetic(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("synthetic")
     generate(str(out), SHAPE, (8, 8, 8), seed=3, scheduler="threads", progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def synaptic(tmp_path_factory):
+    """A small volume with many synapses."""
+    from connecto.synthetic import generate
+
+    out = tmp_path_factory.mktemp("synaptic")
+    generate(str(out), SHAPE, (8, 8, 8), seed=1, n_synapses=20, scheduler="threads", progress=False)
     return out
 
 
@@ -62,6 +73,38 @@ def test_reconstruct_accuracy_and_resume(synthetic, tmp_path):
     assert changed["stages"]["segment"]["fingerprint"] != before["segment"]
     assert os.path.getmtime(tmp_path / "run" / "affinities.zarr" / "zarr.json") == mtime, "predict must not rerun"
     assert changed["stages"]["segment"]["params"]["threshold"] == 0.6
+
+
+def test_synapses_come_from_the_image_and_survive_reagglomeration(synaptic, tmp_path):
+    import pandas as pd
+
+    from connecto.connectome import Connectome
+
+    run = tmp_path / "run"
+    synapse_options = {"synapse_checkpoint": shipped_synapse_checkpoint(),
+                       "synapse_truth": str(synaptic / "synapses.parquet")}
+    record = reconstruct(_config(synaptic, run, threshold=0.3, **synapse_options), progress=False)
+    detected = record["stages"]["synapses"]
+    assert detected["complete"] and detected["synapses"] >= 4
+    found = record["stages"]["evaluate"]["synapses"]
+    assert found["partners"]["f1"] >= MIN_PARTNER_F1, found
+    table = pd.read_parquet(run / "synapses.parquet")
+    mtime = os.path.getmtime(run / "synapses.parquet")
+    before = Connectome.open(run).synapses
+
+    # another threshold: other segments, the same synapse table, no detection rerun
+    changed = reconstruct(_config(synaptic, run, threshold=0.7, **synapse_options), progress=False)
+    assert changed["stages"]["segment"]["fingerprint"] != record["stages"]["segment"]["fingerprint"]
+    assert changed["stages"]["synapses"]["fingerprint"] == detected["fingerprint"]
+    assert os.path.getmtime(run / "synapses.parquet") == mtime
+    pd.testing.assert_frame_equal(pd.read_parquet(run / "synapses.parquet"), table)
+    after = Connectome.open(run).synapses
+    assert after["pre_fragment"].tolist() == before["pre_fragment"].tolist()
+    segmentation = open_volume(str(run / "segmentation")).read()
+    for side in ("pre", "post"):
+        voxels = tuple((after[[f"{side}_{a}_nm" for a in "zyx"]].to_numpy() / 8).round().astype(int).T)
+        assert (segmentation[voxels] == after[f"{side}_segment"].to_numpy()).all(), side
+    assert changed["stages"]["segment"]["segments"] < record["stages"]["segment"]["segments"]
 
 
 @pytest.fixture(scope="module")
