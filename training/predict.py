@@ -72,8 +72,36 @@ def predict_padded(model, device, raw: np.ndarray, before, after, factor, autoca
     return out[(slice(None), *sl)]
 
 
+def predict_valid(model, device, raw: np.ndarray, before, after, autocast: bool = True) -> np.ndarray:
+    """A valid-padding model's probabilities for the centre of ``raw`` (``before``/``after`` voxels of
+    context on each side; missing context at the volume's faces comes mirrored)."""
+    from .unet import output_shape, valid_input_shape
+
+    margin = valid_margin(model.config)
+    want = tuple(s - b - a for s, b, a in zip(raw.shape, before, after))
+    input_shape = valid_input_shape(model.config, want)
+    # mirror what the volume lacks, then pad the end up to a shape the network accepts
+    pad = [(m - b, i - (m - b) - s) for m, b, i, s in zip(margin, before, input_shape, raw.shape)]
+    x = np.pad(normalize_raw(raw), pad, mode="symmetric") if any(p != (0, 0) for p in pad) else normalize_raw(raw)
+    out = forward(model, device, x, autocast)
+    assert out.shape[1:] == output_shape(model.config, input_shape)
+    return out[(slice(None), *(slice(0, w) for w in want))]
+
+
+def valid_margin(config) -> tuple[int, int, int]:
+    """Input voxels a valid-padding model consumes on each side of its output."""
+    from .unet import output_shape, valid_input_shape
+
+    input_shape = valid_input_shape(config, config.total_downsample)
+    return tuple((i - o) // 2 for i, o in zip(input_shape, output_shape(config, input_shape)))
+
+
 def predict_block(checkpoint, factor, autocast, threads, block, inputs):
     model, device = _cached_model(checkpoint, os.path.getmtime(checkpoint), threads)
+    if model.config.padding == "valid":
+        before = block.write_roi.begin - block.read_roi.begin
+        after = block.read_roi.end - block.write_roi.end
+        return {"affinities": to_uint8(predict_valid(model, device, inputs["raw"], before, after, autocast))}
     # the block's origin must sit on the pooling grid of the read array (it does unless the
     # read was clipped by an amount that is no multiple of the factors)
     before = tuple((-(w - r)) % f for w, r, f in zip(block.write_roi.begin, block.read_roi.begin, factor))
@@ -103,9 +131,16 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
     config = model_config_from_checkpoint(state)
     check_raw(raw, state, checkpoint)
     factor = Coordinate(config.total_downsample)
-    if context is None:  # the receptive field: blockwise equals whole-volume prediction
-        context = receptive_field_radius(config)
-    context = Coordinate(context).ceil_div(factor) * factor
+    if config.padding == "valid":  # the network's own margin is the context: blockwise equals whole-volume
+        margin = Coordinate(valid_margin(config))
+        if context is not None and Coordinate(context) != margin:
+            raise ValueError(f"a valid-padding model reads exactly its margin {tuple(margin)} around each block; "
+                             f"context {tuple(context)} cannot be changed")
+        context = margin
+    else:
+        if context is None:  # the receptive field: blockwise equals whole-volume prediction
+            context = receptive_field_radius(config)
+        context = Coordinate(context).ceil_div(factor) * factor
     chunk_shape = Coordinate(chunk_shape or raw.chunk_shape)
     workers = num_workers or default_workers()
     if block_shape is None:  # big blocks, but at least one per worker

@@ -42,6 +42,16 @@ def device_and_autocast(mixed_precision: bool):
     return device, dtype
 
 
+def check_patch_shape(model_config, patch_shape) -> None:
+    """A valid-padding network accepts only some input shapes; name one that works."""
+    from .unet import output_shape
+
+    try:
+        output_shape(model_config, patch_shape)
+    except ValueError as exc:
+        raise ValueError(f"train.patch_shape: {exc}") from None
+
+
 def weighted_bce(logits, target, weights):
     import torch.nn.functional as F
 
@@ -67,11 +77,12 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
     """
     import torch
 
-    from .unet import UNet3d, parameter_count
+    from .unet import UNet3d, crop_to, parameter_count
 
     tc, mc = config.train, config.model
     if tc is None:
         raise ValueError("the config has no [train] section")
+    check_patch_shape(mc, tc.patch_shape)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     os.makedirs(tc.out_dir, exist_ok=True)
@@ -110,6 +121,7 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
         model.train()
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             logits = model(raw)
+        target, weights = (crop_to(a, logits.shape[-3:]) for a in (target, weights))
         loss = weighted_bce(logits, target, weights)
         if not torch.isfinite(loss):
             last = latest_checkpoint(tc.out_dir)
@@ -169,6 +181,8 @@ def validate(model, volumes, config: Config, device, autocast_dtype, n_patches: 
     """Loss and per-head F1 on fixed patches of the validation slab (the same patches every time)."""
     import torch
 
+    from .unet import crop_to
+
     tc, mc = config.train, config.model
     losses, metrics = [], []
     model.eval()
@@ -178,6 +192,7 @@ def validate(model, volumes, config: Config, device, autocast_dtype, n_patches: 
             raw_t = torch.from_numpy(raw).to(device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 logits = model(raw_t)
+            target, weights, mask = (crop_to(a, logits.shape[-3:]) for a in (target, weights, mask))
             losses.append(weighted_bce(logits, torch.from_numpy(target).to(device),
                                        torch.from_numpy(weights).to(device)).item())
             metrics.append(head_metrics(mc, torch.sigmoid(logits.float()).cpu().numpy(), target, mask))

@@ -27,7 +27,8 @@ class ConvPass(nn.Sequential):
         )
 
 
-def _crop_to(x: torch.Tensor, shape) -> torch.Tensor:
+def crop_to(x, shape):
+    """The centre of ``x`` (a tensor or array, ..., z, y, x) with spatial ``shape``."""
     offsets = [(a - b) // 2 for a, b in zip(x.shape[-3:], shape)]
     return x[..., offsets[0]:offsets[0] + shape[0], offsets[1]:offsets[1] + shape[1], offsets[2]:offsets[2] + shape[2]]
 
@@ -62,7 +63,7 @@ class UNet3d(nn.Module):
             x = self.up[level](x)
             skip = skips[level]
             if self.config.padding == "valid":
-                skip = _crop_to(skip, x.shape[-3:])
+                skip = crop_to(skip, x.shape[-3:])
             x = self.up_conv[level](torch.cat([skip, x], dim=1))
         return self.head(x)
 
@@ -71,49 +72,57 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _axis_output(config: ModelConfig, axis: int, size: int) -> int | None:
+    """A valid-padding network's output size along one axis, or None when ``size`` does not fit its pooling."""
+    for f in config.downsample:
+        size -= 4  # two 3x3x3 convolutions
+        if size <= 0 or size % f[axis]:
+            return None
+        size //= f[axis]
+    size -= 4
+    if size <= 0:
+        return None
+    for f in reversed(config.downsample):
+        size = size * f[axis] - 4
+    return size if size > 0 else None
+
+
 def output_shape(config: ModelConfig, input_shape) -> tuple[int, int, int]:
-    """The output shape for an input shape (equal for same padding)."""
+    """The output shape for an input shape (equal for same padding); a shape the network cannot take raises."""
     if config.padding == "same":
         return tuple(input_shape)
-    shape = list(input_shape)
-    crops = []
-    for f in config.downsample:
-        shape = [s - 4 for s in shape]
-        crops.append(shape)
-        shape = [s // k for s, k in zip(shape, f)]
-    shape = [s - 4 for s in shape]
-    for f in reversed(config.downsample):
-        shape = [s * k - 4 for s, k in zip(shape, f)]
+    out = tuple(_axis_output(config, axis, int(s)) for axis, s in enumerate(input_shape))
+    if None in out:
+        raise ValueError(f"input shape {tuple(input_shape)} does not fit the valid-padding network's pooling; "
+                         f"{fitting_input_shape(config, input_shape)} would")
+    return out
+
+
+def fitting_input_shape(config: ModelConfig, min_input_shape) -> tuple[int, int, int]:
+    """The smallest input shape at least ``min_input_shape`` that the network takes."""
+    if config.padding == "same":
+        factor = config.total_downsample
+        return tuple(-(-s // f) * f for s, f in zip(min_input_shape, factor))
+    shape = []
+    for axis, size in enumerate(min_input_shape):
+        size = max(int(size), 1)
+        while _axis_output(config, axis, size) is None:
+            size += 1
+        shape.append(size)
     return tuple(shape)
 
 
 def valid_input_shape(config: ModelConfig, min_output_shape) -> tuple[int, int, int]:
     """The smallest input shape (pooling-compatible) whose output covers ``min_output_shape``."""
     if config.padding == "same":
-        factor = config.total_downsample
-        return tuple(-(-s // f) * f for s, f in zip(min_output_shape, factor))
-    shape = list(min_output_shape)
-    while True:
-        try:
-            out = _valid_output_checked(config, shape)
-        except ValueError:
-            out = None
-        if out is not None and all(o >= m for o, m in zip(out, min_output_shape)):
-            return tuple(shape)
-        shape = [s + 1 for s in shape]
-
-
-def _valid_output_checked(config: ModelConfig, input_shape):
-    shape = list(input_shape)
-    for f in config.downsample:
-        shape = [s - 4 for s in shape]
-        if any(s <= 0 or s % k for s, k in zip(shape, f)):
-            raise ValueError("not pooling-compatible")
-        shape = [s // k for s, k in zip(shape, f)]
-    shape = [s - 4 for s in shape]
-    if any(s <= 0 for s in shape):
-        raise ValueError("too small")
-    return output_shape(config, input_shape)
+        return fitting_input_shape(config, min_output_shape)
+    shape = []
+    for axis, want in enumerate(min_output_shape):
+        size = int(want)
+        while (_axis_output(config, axis, size) or 0) < want:
+            size += 1
+        shape.append(size)
+    return tuple(shape)
 
 
 def receptive_field_radius(config: ModelConfig) -> tuple[int, int, int]:

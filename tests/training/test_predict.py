@@ -96,3 +96,31 @@ def test_predict_and_train_on_the_command_line(tmp_path, checkpoint, raw_volume,
     assert "trained to step 2" in trained.output
     missing = CliRunner().invoke(cli, ["train", str(tmp_path / "none.toml")])
     assert missing.exit_code == 1 and "config file" in missing.output and "does not exist" in missing.output
+
+
+@pytest.fixture
+def valid_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    config = ModelConfig(widths=(4, 8, 16), downsample=((1, 2, 2), (2, 2, 2)), padding="valid")
+    path = str(tmp_path / "valid.pt")
+    model = UNet3d(config)
+    with torch.no_grad():
+        model.head.weight *= 300  # a random net's output varies little: make a misplaced block visible
+    save_checkpoint(path, model, config, step=0, voxel_size_nm=(8, 8, 8))
+    return path
+
+
+def test_valid_padding_model_predicts_blockwise_as_in_one_block(tmp_path, valid_checkpoint, raw_volume):
+    from training.predict import valid_margin
+
+    blocks = predict_volume(valid_checkpoint, raw_volume, str(tmp_path / "blocks.zarr"), block_shape=(8, 16, 16),
+                            scheduler="threads", num_workers=2, progress=False, autocast=False).read()
+    whole = predict_volume(valid_checkpoint, raw_volume, str(tmp_path / "whole.zarr"), block_shape=(20, 56, 48),
+                           scheduler="sync", progress=False, autocast=False).read()
+    assert blocks.shape == whole.shape == (3, 20, 56, 48)
+    assert np.abs(blocks.astype(int) - whole.astype(int)).max() <= 1  # uint8 rounding only
+    assert len(np.unique(whole)) > 10  # a real output, not a constant
+    config = model_config_from_checkpoint(load_checkpoint(valid_checkpoint))
+    with pytest.raises(ValueError, match="reads exactly its margin"):
+        predict_volume(valid_checkpoint, raw_volume, str(tmp_path / "x.zarr"), context=(1, 1, 1), progress=False)
+    assert valid_margin(config) == (12, 20, 20)

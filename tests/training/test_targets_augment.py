@@ -64,7 +64,7 @@ def test_flip_transpose_moves_raw_and_labels_together(patch):
 
 
 def test_misalign_shifts_sections_from_some_z(patch):
-    raw, labels, rng = patch
+    raw, labels, _ = patch
     r, lab = aug.misalign(raw, labels, np.random.default_rng(1), max_shift=3)
     assert _pairs_preserved(raw, labels, r, lab)
     assert np.array_equal(r[0], raw[0]) and not np.array_equal(r, raw)

@@ -84,3 +84,21 @@ validation_slab_z = [16, 20]
 """)
     record = train(load_config(str(tmp_path / "c.toml")), progress=False)
     assert record["step"] == 2 and np.isfinite(record["val_loss"])
+
+
+def test_valid_padding_trains_on_the_cropped_targets(tiny_training_files):
+    from tests.training.conftest import voronoi_volume
+
+    raw, labels = voronoi_volume(shape=(48, 48, 48))
+    np.save(tiny_training_files / "raw48.npy", raw)
+    np.save(tiny_training_files / "labels48.npy", labels)
+    text = tiny_config_text(tiny_training_files / "valid", raw="raw48.npy", labels="labels48.npy").replace(
+        "validation_slab_z = [16, 24]", "validation_slab_z = [32, 48]").replace(
+        'downsample = [[2, 2, 2]]', 'downsample = [[1, 2, 2]]\npadding = "valid"').replace(
+        "patch_shape = [8, 24, 24]", "patch_shape = [14, 24, 24]")
+    (tiny_training_files / "v.toml").write_text(text)
+    record = train(load_config(str(tiny_training_files / "v.toml")), progress=False)
+    assert np.isfinite(record["train_loss"]) and 0 <= record["val_affinity_f1"] <= 1
+    (tiny_training_files / "w.toml").write_text(text.replace("patch_shape = [14, 24, 24]", "patch_shape = [14, 23, 24]"))
+    with pytest.raises(ValueError, match=r"train.patch_shape: input shape \(14, 23, 24\) does not fit .* \(14, 24, 24\) would"):
+        train(load_config(str(tiny_training_files / "w.toml")), progress=False)
