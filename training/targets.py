@@ -93,7 +93,10 @@ def synapse_targets(labels: np.ndarray, clefts: np.ndarray, partners, voxel_size
     ``labels``. A voxel is on the pre (post) side when it lies within ``side_nm`` of a
     cleft voxel and belongs to that cleft's pre (a post) neuron: the network learns which
     side of a cleft each neuron is on, so polarity comes from the image (vesicles, density).
-    Cleft targets count everywhere; side targets only where ``labels`` is non-zero.
+    Cleft targets count everywhere; side targets only within ``side_nm`` of a cleft (where
+    detection reads them) and where ``labels`` is non-zero. Outside that band a side channel
+    has nothing to learn, and counting it there made class balancing pay a side error only
+    half a voxel's weight: the network then marked both sides of every cleft as both.
 
     >>> labels = np.array([[[1, 1, 2, 2]]]); clefts = np.array([[[0, 7, 7, 0]]])
     >>> target, _ = synapse_targets(labels, clefts, np.array([[7, 1, 2]]), (8, 8, 8), side_nm=8)
@@ -104,14 +107,15 @@ def synapse_targets(labels: np.ndarray, clefts: np.ndarray, partners, voxel_size
 
     partners = np.asarray(partners, dtype=np.int64).reshape(-1, 3)
     target = np.zeros((3,) + labels.shape, dtype=np.float32)
-    mask = np.ones_like(target)
-    mask[1:] = labels != 0
+    mask = np.zeros_like(target)
+    mask[0] = 1
     is_cleft = clefts != 0
     target[0] = is_cleft
     if not is_cleft.any():
         return target, mask
     distance, nearest = ndimage.distance_transform_edt(~is_cleft, sampling=voxel_size_nm, return_indices=True)
     near = distance <= side_nm
+    mask[1:] = near & (labels != 0)
     synapse = clefts[tuple(nearest)][near].astype(np.int64)
     neuron = labels[near].astype(np.int64)
     # pre: one neuron per synapse id

@@ -53,10 +53,21 @@ def check_patch_shape(model_config, patch_shape) -> None:
 
 
 def weighted_bce(logits, target, weights):
+    """Class-balanced BCE, normalised per channel and averaged over the channels that count in this batch.
+
+    Per-channel normalisation gives every output the same say: pooled, the synapse model's
+    cleft channel (counted everywhere) outweighed the side channels (counted near clefts
+    only) about 6:1 and polarity was not learned in 1500 steps; per channel it is.
+    """
     import torch.nn.functional as F
 
-    loss = F.binary_cross_entropy_with_logits(logits.float(), target, weight=weights, reduction="sum")
-    return loss / weights.sum().clamp(min=1.0)
+    per_voxel = F.binary_cross_entropy_with_logits(logits.float(), target, weight=weights, reduction="none")
+    spatial = (0, *range(2, logits.dim()))
+    sums, norms = per_voxel.sum(dim=spatial), weights.sum(dim=spatial)
+    counted = norms > 0
+    if not counted.any():
+        return per_voxel.sum()  # nothing to learn from this batch: zero, with a graph
+    return (sums[counted] / norms[counted]).mean()
 
 
 def affinity_f1(probabilities: np.ndarray, target: np.ndarray, mask: np.ndarray, threshold: float = 0.5) -> float:

@@ -43,7 +43,9 @@ def test_synapse_targets_put_each_side_on_its_neuron(synthetic):
     assert set(np.unique(labels[target[2] > 0])) <= set(table["post_id"])
     far = synapse_targets(labels, synthetic.clefts, _partners(table), VOXEL, side_nm=8.0)[0]
     assert far[1].sum() < target[1].sum() and far[2].sum() < target[2].sum()
-    assert mask[0].all() and mask[1:].all()  # synthetic labels cover everything
+    # side channels count in the band around clefts only: every side voxel, and nothing far away
+    assert mask[0].all() and (mask[1:][target[1:] > 0] > 0).all()
+    assert not far[1:][:, mask[1] == 0].any() and 0 < mask[1].mean() < 0.5
 
 
 def test_no_clefts_means_empty_side_targets(synthetic):
