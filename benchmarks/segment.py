@@ -13,12 +13,18 @@ process per block shape, on the same volume on disk.
 
     python benchmarks/segment.py                    # 256³, all methods
     python benchmarks/segment.py --shape 128,128,128 --skip waterz,mwatershed --json out.json
+
+With a reconstruction run of the FIB-25 volume (``connecto reconstruct
+configs/reconstruct-fib25.toml``; ``--fib25-run``), it also times mean agglomeration of
+that run's region graph (hundreds of thousands of fragments, long chains of merges), with
+its rounds, beside waterz on the run's own affinities and fragments.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -30,6 +36,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "fib25" / "training_sample2.h5"
+FIB25_RUN = REPO / "runs" / "reconstruct-fib25"
 THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 20)]
 SINGLE_BLOCK = {}  # method -> in-memory single-block segmentation at threshold 0.5
 
@@ -162,6 +169,66 @@ def run_mwatershed(affs, gt, bias=0.5):
     return {"mwatershed.agglom": seconds}, quality, {}
 
 
+# --- a real region graph: the FIB-25 reconstruction run -----------------------------------
+
+class _Rounds(logging.Handler):
+    """Catches the number of rounds that agglomerate_mean logs."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.rounds = None
+
+    def emit(self, record):
+        message = record.getMessage()
+        if message.startswith("mean agglomeration:"):
+            self.rounds = int(message.split(",")[-1].split()[0])
+
+
+def run_region_graph(run_dir: Path, max_scores, skip_waterz: bool) -> dict:
+    """Mean agglomeration of a run's region graph (per max_score), and waterz on its affinities + fragments."""
+    from chunks import open_volume
+    from connecto.segment.agglomerate import agglomerate_mean
+    from connecto.segment.blockwise import read_edges, read_fragments
+
+    edges, fragments = read_edges(str(run_dir)), read_fragments(str(run_dir))
+    result = {"run": str(run_dir), "fragments": len(fragments), "edges": len(edges), "connecto": []}
+    catcher, logger = _Rounds(), logging.getLogger("connecto.segment.agglomerate")
+    logger.addHandler(catcher)
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        for max_score in max_scores:
+            start = time.perf_counter()
+            history = agglomerate_mean(edges, fragments, max_score=max_score)
+            result["connecto"].append({"max_score": max_score, "seconds": time.perf_counter() - start,
+                                       "rounds": catcher.rounds, "merges": len(history.merges)})
+    finally:
+        logger.removeHandler(catcher)
+        logger.setLevel(level)
+    if not skip_waterz:
+        import waterz
+
+        affs = (open_volume(run_dir / "affinities.zarr").read() / 255.0).astype(np.float32)
+        labels = open_volume(run_dir / "fragments").read()
+        result["waterz"] = []
+        for threshold in max_scores:
+            start = time.perf_counter()
+            for _ in waterz.agglomerate(affs, [threshold], fragments=labels.copy()):
+                pass
+            result["waterz"].append({"threshold": threshold, "seconds": time.perf_counter() - start})
+    return result
+
+
+def report_region_graph(result: dict) -> None:
+    print(f"\nregion graph of {result['run']} ({result['fragments']} fragments, {result['edges']} edges):")
+    for row in result["connecto"]:
+        print(f"  connecto mean agglomeration, max_score {row['max_score']:.2f}: {row['seconds']:.2f} s, "
+              f"{row['rounds']} rounds, {row['merges']} merges")
+    for row in result.get("waterz", []):
+        print(f"  waterz on the run's affinities and fragments (region graph included), threshold "
+              f"{row['threshold']:.2f}: {row['seconds']:.2f} s")
+
+
 # --- blockwise and peak memory ---------------------------------------------------------
 
 BLOCKWISE_CHILD = """
@@ -209,7 +276,9 @@ def main(argv=None) -> int:
     parser.add_argument("--affinities", choices=["gt", "classical"], default="gt",
                         help="gt: from labels plus noise; classical: the README's baseline from raw EM")
     parser.add_argument("--skip", default="", help="comma-separated methods to skip: waterz, mwatershed, skimage, "
-                                                   "blockwise")
+                                                   "blockwise, region-graph")
+    parser.add_argument("--fib25-run", default=str(FIB25_RUN),
+                        help=f"a FIB-25 reconstruction run whose region graph to agglomerate (default {FIB25_RUN})")
     parser.add_argument("--blocks", default="64,128,256",
                         help="cubic block sizes for the blockwise runs (peak memory, VOI against one block)")
     parser.add_argument("--json", dest="json_path", default=None, help="write the results as JSON to PATH")
@@ -259,10 +328,18 @@ def main(argv=None) -> int:
             print(f"  block {r['block']}: {r['seconds']:.2f} s ({voxels / r['seconds'] / 1e6:.2f} Mvox/s), "
                   f"peak RSS {r['peak_rss_mib']:.0f} MiB, VOI vs single block "
                   f"{r.get('voi_vs_single_block', float('nan')):.4f}  ({stages})")
+    region_graph = None
+    if "region-graph" not in skip:
+        if (Path(args.fib25_run) / "graph").exists():
+            region_graph = run_region_graph(Path(args.fib25_run), [0.6, 1.0], "waterz" in skip)
+            report_region_graph(region_graph)
+        else:
+            print(f"\nno region graph at {args.fib25_run}/graph: "
+                  "run connecto reconstruct configs/reconstruct-fib25.toml first")
     if args.json_path:
         with open(args.json_path, "w") as f:
             json.dump({"shape": shape, "noise": args.noise, "affinities": args.affinities, "methods": rows,
-                       "blockwise": blockwise}, f, indent=1)
+                       "blockwise": blockwise, "fib25_region_graph": region_graph}, f, indent=1)
     return 0
 
 

@@ -9,9 +9,10 @@ is the connected components of the merges with ``score <= t`` (waterz stops at
 
 It runs without a per-edge Python loop: mean affinity is a *reducible* linkage (a merged
 contact's mean lies between its parts' means), so the greedy order is reproduced by
-merging all reciprocal best pairs at once, round after round (the nearest-neighbour-chain
-argument), each round a few vectorised passes over the edges. Scores are exact rationals
-of integer sums (uint8 affinities), and ties are broken by fragment *anchors* (see
+rounds that each make every merge no other merge can come before (reciprocal best pairs
+and more, see :mod:`connecto.segment.mean_rounds`), each round evaluated only where the
+last one changed the graph. Scores are exact rationals of integer sums (uint8
+affinities), and ties are broken by fragment *anchors* (see
 :func:`connecto.segment.fragments.fragment_table`), not by ids, so a blockwise run and a
 single-block run make the same merges.
 
@@ -94,10 +95,7 @@ class _Graph:
 def _compact(edges: pd.DataFrame, fragments: pd.DataFrame | None) -> _Graph:
     eu = edges["u"].to_numpy(np.uint64)
     ev = edges["v"].to_numpy(np.uint64)
-    if fragments is not None and len(fragments):
-        ids = np.unique(np.concatenate([fragments["id"].to_numpy(np.uint64), eu, ev]))
-    else:
-        ids = np.unique(np.concatenate([eu, ev]))
+    ids, iu, iv = _node_ids(eu, ev, fragments)
     key = np.arange(ids.size, dtype=np.int64)
     if fragments is not None and "anchor" in fragments and len(fragments):
         where = np.searchsorted(ids, fragments["id"].to_numpy(np.uint64))
@@ -108,8 +106,22 @@ def _compact(edges: pd.DataFrame, fragments: pd.DataFrame | None) -> _Graph:
         key = key + (int(anchors.max()) + 1)
         key[where] = anchors
     linked = edges["linked"].to_numpy(bool) if "linked" in edges else np.zeros(len(edges), bool)
-    return _Graph(ids, key, np.searchsorted(ids, eu).astype(np.int64), np.searchsorted(ids, ev).astype(np.int64),
-                  edges["affinity_sum"].to_numpy(np.int64), edges["contact_area"].to_numpy(np.int64), linked)
+    return _Graph(ids, key, iu, iv, edges["affinity_sum"].to_numpy(np.int64), edges["contact_area"].to_numpy(np.int64),
+                  linked)
+
+
+def _node_ids(eu: np.ndarray, ev: np.ndarray, fragments: pd.DataFrame | None):
+    """Sorted ids of all fragments and edge ends, and each edge end's index into them."""
+    if fragments is not None and len(fragments):
+        ids = np.unique(fragments["id"].to_numpy(np.uint64))
+        iu, iv = np.searchsorted(ids, eu), np.searchsorted(ids, ev)
+        last = ids.size - 1
+        if np.array_equal(ids[np.minimum(iu, last)], eu) and np.array_equal(ids[np.minimum(iv, last)], ev):
+            return ids, iu.astype(np.int64), iv.astype(np.int64)  # the usual case: every edge end is a fragment
+        ids = np.unique(np.concatenate([ids, eu, ev]))
+    else:
+        ids = np.unique(np.concatenate([eu, ev]))
+    return ids, np.searchsorted(ids, eu).astype(np.int64), np.searchsorted(ids, ev).astype(np.int64)
 
 
 def _join_links(g: _Graph) -> tuple[np.ndarray, pd.DataFrame]:
@@ -159,6 +171,22 @@ def _relabel_edges(u, v, total, area, parent, changed=None):
             np.r_[total[rest], t_sum], np.r_[area[rest], t_area])
 
 
+def _joined_edges(g: _Graph, parent: np.ndarray):
+    """The edges between basins, parallel edges added up.
+
+    Edge tables come sorted by (u, v) (``merge_edge_tables``): then only edges of joined
+    pieces need adding up; otherwise all edges are grouped.
+    """
+    joined = parent != np.arange(parent.size)
+    joined[parent[joined]] = True
+    u, v, total, area = _relabel_edges(g.u, g.v, g.total, g.area, parent, joined)
+    rest = ~(joined[u] | joined[v])
+    pair = u[rest] * np.int64(parent.size) + v[rest]
+    if np.all(pair[1:] > pair[:-1]):
+        return u, v, total, area
+    return _relabel_edges(g.u, g.v, g.total, g.area, parent)
+
+
 def agglomerate_mean(edges: pd.DataFrame, fragments: pd.DataFrame | None = None, *,
                      max_score: float = 1.0) -> MergeHistory:
     """The mean-affinity merge history of a region graph (waterz semantics).
@@ -175,125 +203,20 @@ def agglomerate_mean(edges: pd.DataFrame, fragments: pd.DataFrame | None = None,
     >>> agglomerate_mean(edges).merges.to_dict("list")
     {'u': [1, 1], 'v': [2, 3], 'score': [0.1, 0.8]}
     """
+    from .adjacency import Rows
+    from .mean_rounds import mean_rounds
+
     g = _compact(edges, fragments)
-    n = g.ids.size
     parent, links = _join_links(g)
-    u, v, total, area = _relabel_edges(g.u, g.v, g.total, g.area, parent)
-    key = g.key
-    node = np.arange(n, dtype=np.int64)  # current node index -> index into g.ids
-    history_u, history_v, history_s = [], [], []
-    rounds = 0
-    while u.size:
-        rounds += 1
-        denominator = area * AFFINITY_MAX
-        score = (denominator - total) / denominator
-        target, merge_score = _absorptions(n, u, v, score, key)
-        absorbed = np.flatnonzero((target >= 0) & (merge_score <= max_score))
-        if absorbed.size == 0:
-            break
-        step = np.arange(n, dtype=np.int64)
-        step[absorbed] = target[absorbed]
-        step = _resolve_chains(step)
-        history_u.append(g.ids[node[step[absorbed]]])
-        history_v.append(g.ids[node[absorbed]])
-        history_s.append(merge_score[absorbed])
-        changed = np.zeros(n, bool)
-        changed[absorbed] = True
-        changed[step[absorbed]] = True
-        u, v, total, area = _relabel_edges(u, v, total, area, step, changed)
-        # keep only nodes that still have edges: every round costs O(nodes + edges), and
-        # most nodes stop taking part early (hundreds of rounds on a large graph)
-        active = np.unique(np.concatenate([u, v]))
-        if active.size < 0.7 * n:
-            u, v = np.searchsorted(active, u), np.searchsorted(active, v)
-            key, node, n = key[active], node[active], active.size
-    logger.debug("mean agglomeration: %d nodes, %d rounds", n, rounds)
-    merges = pd.DataFrame({
-        "u": np.concatenate(history_u) if history_u else np.empty(0, np.uint64),
-        "v": np.concatenate(history_v) if history_v else np.empty(0, np.uint64),
-        "score": np.concatenate(history_s) if history_s else np.empty(0, np.float64),
-    })
+    rows = Rows.build(g.ids.size, *_joined_edges(g, parent))
+    ids, key = g.ids, g.key
+    del g, parent  # the rows hold the graph from here on
+    root, absorbed, score, rounds = mean_rounds(rows, key, max_score)
+    logger.debug("mean agglomeration: %d nodes, %d rounds", ids.size, rounds)
+    merges = pd.DataFrame({"u": ids[root], "v": ids[absorbed], "score": score})
     merges = merges.iloc[np.argsort(merges["score"].to_numpy(), kind="stable")]
     merges = pd.concat([links, merges], ignore_index=True)
-    return MergeHistory(merges.astype({"u": np.uint64, "v": np.uint64, "score": np.float64}), g.ids)
-
-
-def _resolve_chains(parent: np.ndarray) -> np.ndarray:
-    """Follow parent pointers to their roots (pointer jumping; the pointers have no cycles)."""
-    while True:
-        jumped = parent[parent]
-        if np.array_equal(jumped, parent):
-            return parent
-        parent = jumped
-
-
-def _best_neighbours(n: int, node, other, score, key) -> tuple[np.ndarray, np.ndarray]:
-    """Each node's best neighbour (lowest score, ties to the smallest key) and that score.
-
-    ``node``, ``other``, ``score``: the edges in both directions. Nodes without edges: -1, inf.
-    """
-    best_score = np.full(n, np.inf)
-    np.minimum.at(best_score, node, score)
-    candidate = score == best_score[node]
-    best_key = np.full(n, np.iinfo(np.int64).max)
-    np.minimum.at(best_key, node[candidate], key[other[candidate]])
-    chosen = candidate & (key[other] == best_key[node])
-    best = np.full(n, -1, dtype=np.int64)
-    best[node[chosen]] = other[chosen]
-    return best, best_score
-
-
-def _absorptions(n: int, u, v, score, key) -> tuple[np.ndarray, np.ndarray]:
-    """The merges of one round: for each node, the node it is merged into (or -1), and the score.
-
-    A node ``f`` is merged into its best neighbour ``x`` at score ``s`` (its best score)
-    when every other neighbour ``g`` of ``f`` has a best score above ``s``. Every merge
-    that involves ``g``'s region scores at least ``g``'s best score (mean affinity is
-    reducible), and greedy merging is monotone, so nothing that could change the contact
-    between ``f`` and ``x``'s region, or give ``f`` a better partner, happens before
-    score ``s``: greedy merging makes exactly this merge at exactly this score. Reciprocal
-    best pairs always merge (into the member with the smaller key), so every round makes
-    progress. Merge targets may be merged themselves in the same round: scores fall
-    strictly along such a chain, so there are no cycles.
-    """
-    node, other, both = np.r_[u, v], np.r_[v, u], np.r_[score, score]
-    best, best_score = _best_neighbours(n, node, other, both, key)
-    safe_best = np.maximum(best, 0)
-    mutual = (best >= 0) & (best[safe_best] == np.arange(n))
-    partner = mutual & (key > key[safe_best])
-    rivals = other != best[node]
-    rival_best = np.full(n, np.inf)
-    np.minimum.at(rival_best, node[rivals], best_score[other[rivals]])
-    absorbed = partner | ((best >= 0) & ~mutual & (best_score < rival_best)) | _batch_into_hubs(
-        n, node, other, both, key, best, best_score, mutual)
-    return np.where(absorbed, best, -1), best_score
-
-
-def _batch_into_hubs(n, node, other, both, key, best, best_score, mutual) -> np.ndarray:
-    """Nodes that a reciprocal pair's hub takes in the same round (see ``_absorptions``).
-
-    A hub ``x`` (the pair member with the smaller key) takes a node ``f`` that wants it
-    (``f``'s best neighbour is ``x``) when ``f`` touches no other node that wants ``x``
-    and ``f``'s score is at most every score leaving the group: the hub's edges to nodes
-    that do not want it and the other edges of all nodes that want it. Nothing can then
-    join the group, or touch ``f``, before ``f`` does.
-    """
-    safe_best = np.maximum(best, 0)
-    hub = mutual & (key <= key[safe_best])
-    target = np.where((best >= 0) & ~hub & hub[safe_best], best, -1)
-    wants = target[node]
-    hub_out = np.full(n, np.inf)
-    from_hub = hub[node] & (target[other] != node)
-    np.minimum.at(hub_out, node[from_hub], both[from_hub])
-    member_out = np.full(n, np.inf)
-    from_member = (wants >= 0) & (other != wants)
-    np.minimum.at(member_out, node[from_member], both[from_member])
-    bound = hub_out
-    members = np.flatnonzero(target >= 0)
-    np.minimum.at(bound, target[members], member_out[members])
-    crowded = np.zeros(n, bool)
-    crowded[node[(wants >= 0) & (target[other] == wants)]] = True
-    return (target >= 0) & ~crowded & (best_score <= bound[np.maximum(target, 0)])
+    return MergeHistory(merges.astype({"u": np.uint64, "v": np.uint64, "score": np.float64}), ids)
 
 
 def mutex_watershed(edges: pd.DataFrame, fragments: pd.DataFrame | None = None, *,

@@ -12,8 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .agglomerate import components_mapping
-
 
 def absorb_small(mapping: pd.DataFrame, edges: pd.DataFrame, fragments: pd.DataFrame, min_size: int,
                  rounds: int = 4) -> pd.DataFrame:
@@ -41,27 +39,47 @@ def absorb_small(mapping: pd.DataFrame, edges: pd.DataFrame, fragments: pd.DataF
     iu, iv = iu[inside], iv[inside]
     area = edges["contact_area"].to_numpy(np.float64)[inside]
     affinity = edges["affinity_sum"].to_numpy(np.float64)[inside]
+    segment_ids, index = np.unique(segment, return_inverse=True)
     for _ in range(rounds):
-        seg_sizes = pd.Series(fragment_size).groupby(segment).sum()
-        su, sv = segment[iu], segment[iv]
-        across = su != sv
-        if not across.any():
-            break
+        small = np.bincount(index, weights=fragment_size, minlength=segment_ids.size) < min_size
+        # edges inside a segment stay inside: keep only the others, in their order
+        across = index[iu] != index[iv]
+        iu, iv, area, affinity = iu[across], iv[across], area[across], affinity[across]
         # both directions: (small segment, neighbour segment, area, affinity sum)
-        frame = pd.DataFrame({
-            "small": np.concatenate([su[across], sv[across]]),
-            "other": np.concatenate([sv[across], su[across]]),
-            "area": np.concatenate([area[across], area[across]]),
-            "affinity": np.concatenate([affinity[across], affinity[across]]),
-        })
-        frame = frame[seg_sizes.reindex(frame["small"].to_numpy()).to_numpy() < min_size]
-        if frame.empty:
+        near, far = np.r_[index[iu], index[iv]], np.r_[index[iv], index[iu]]
+        touching = small[near]
+        if not touching.any():
             break
-        pairs = frame.groupby(["small", "other"], sort=False).sum().reset_index()
-        pairs["mean"] = pairs["affinity"] / np.maximum(pairs["area"], 1)
-        best = pairs.sort_values(["small", "mean", "area"], ascending=[True, False, False]).drop_duplicates("small")
-        segment_ids = np.unique(segment)
-        joined = components_mapping(segment_ids, best["small"].to_numpy(np.uint64), best["other"].to_numpy(np.uint64))
-        new_of = joined["segment"].to_numpy(np.uint64)
-        segment = new_of[np.searchsorted(segment_ids, segment)]
-    return pd.DataFrame({"fragment": fragment_ids, "segment": segment})
+        pair = _best_neighbours(near[touching], far[touching], np.r_[area, area][touching],
+                                np.r_[affinity, affinity][touching], segment_ids.size)
+        segment_ids, label = _joined(segment_ids, *pair)
+        index = label[index]
+    return pd.DataFrame({"fragment": fragment_ids, "segment": segment_ids[index]})
+
+
+def _best_neighbours(near: np.ndarray, far: np.ndarray, area: np.ndarray, affinity: np.ndarray,
+                     n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each ``near`` segment, the ``far`` one with the highest mean affinity over their contacts
+    (then the largest area, then the first to appear): (near, far) per pair chosen."""
+    pair, first, inverse = np.unique(near * np.int64(n) + far, return_index=True, return_inverse=True)
+    pair_area = np.bincount(inverse, weights=area, minlength=pair.size)
+    mean = np.bincount(inverse, weights=affinity, minlength=pair.size) / np.maximum(pair_area, 1)
+    own = pair // n  # sorted: each near segment's pairs are one run
+    starts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+    run = np.cumsum(np.r_[False, own[1:] != own[:-1]])
+    chosen = mean == np.maximum.reduceat(mean, starts)[run]
+    chosen &= pair_area == np.maximum.reduceat(np.where(chosen, pair_area, -np.inf), starts)[run]
+    chosen &= first == np.minimum.reduceat(np.where(chosen, first, near.size), starts)[run]
+    return own[chosen], pair[chosen] % n
+
+
+def _joined(segment_ids: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segments joined along the pairs (a, b) of segment indices: (their ids, the new index of each)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = segment_ids.size
+    _, label = connected_components(coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n)), directed=False)
+    joined_ids = np.full(label.max() + 1, np.iinfo(np.uint64).max, dtype=np.uint64)
+    np.minimum.at(joined_ids, label, segment_ids)  # a segment's id: the smallest fragment id in it
+    return joined_ids, label

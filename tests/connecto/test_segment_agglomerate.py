@@ -6,10 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from connecto.segment import mean_rounds as rounds_module
+from connecto.segment.adjacency import Rows
 from connecto.segment.affinities import affinities_from_labels
-from connecto.segment.agglomerate import LINK_SCORE, agglomerate_mean, mutex_watershed
+from connecto.segment.agglomerate import LINK_SCORE, _relabel_edges, agglomerate_mean, mutex_watershed
 from connecto.segment.evaluate import evaluate
 from connecto.segment.fragments import fragment_table, fragments
+from connecto.segment.mean_rounds import mean_rounds
 from connecto.segment.region_graph import region_graph
 from connecto.segment.relabel import relabel
 
@@ -61,6 +64,110 @@ def random_graph(seed, nodes=80, edges=240):
     table["contact_area"] = area
     table["affinity_sum"] = (rng.random(len(table)) * 255 * area).astype(np.int64)
     return table.astype({"u": np.uint64, "v": np.uint64}).reset_index(drop=True)
+
+
+def whole_graph_rounds(n, u, v, total, area, key, max_score):
+    """The rounds of mean_rounds with every rule evaluated on the whole graph in every round
+    (the implementation before rounds were evaluated where the graph changed)."""
+    roots, merged, merge_scores = [], [], []
+    while u.size:
+        score = (255 * area - total) / (255 * area)
+        node, other, both = np.r_[u, v], np.r_[v, u], np.r_[score, score]
+        best_score = np.full(n, np.inf)
+        np.minimum.at(best_score, node, both)
+        tie_key = np.full(n, np.iinfo(np.int64).max)
+        on_best = both == best_score[node]
+        np.minimum.at(tie_key, node[on_best], key[other[on_best]])
+        best = np.full(n, -1)
+        chosen = on_best & (key[other] == tie_key[node])
+        best[node[chosen]] = other[chosen]
+        safe = np.maximum(best, 0)
+        mutual = (best >= 0) & (best[safe] == np.arange(n))
+        rival = np.full(n, np.inf)
+        np.minimum.at(rival, node[other != best[node]], best_score[other[other != best[node]]])
+        # hub batches
+        hub = mutual & (key <= key[safe])
+        target = np.where((best >= 0) & ~hub & hub[safe], best, -1)
+        wants = target[node]
+        bound = np.full(n, np.inf)
+        from_hub = hub[node] & (target[other] != node)
+        np.minimum.at(bound, node[from_hub], both[from_hub])
+        member_out = np.full(n, np.inf)
+        np.minimum.at(member_out, node[(wants >= 0) & (other != wants)], both[(wants >= 0) & (other != wants)])
+        np.minimum.at(bound, target[target >= 0], member_out[target >= 0])
+        crowded = np.zeros(n, bool)
+        crowded[node[(wants >= 0) & (target[other] == wants)]] = True
+        batch = (target >= 0) & ~crowded & (best_score <= bound[np.maximum(target, 0)])
+        absorbed = (mutual & (key > key[safe])) | ((best >= 0) & ~mutual & (best_score < rival)) | batch
+        absorbed = np.flatnonzero(absorbed & (best_score <= max_score))
+        if absorbed.size == 0:
+            break
+        step = np.arange(n)
+        step[absorbed] = best[absorbed]
+        while not np.array_equal(step[step], step):
+            step = step[step]
+        roots.append(step[absorbed])
+        merged.append(absorbed)
+        merge_scores.append(best_score[absorbed])
+        u, v, total, area = _relabel_edges(u, v, total, area, step)
+    if not roots:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0)
+    return np.concatenate(roots), np.concatenate(merged), np.concatenate(merge_scores)
+
+
+def tie_heavy_graph(seed, kind):
+    """Edges (u, v, total, area) over n nodes with few distinct scores, and random keys."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 250))
+    if kind == "chain":  # a path with a few shortcuts: many rounds
+        u, v = np.arange(n - 1), np.arange(1, n)
+        extra = rng.integers(0, n, (2, n // 10))
+        u, v = np.r_[u, extra[0]], np.r_[v, extra[1]]
+    elif kind == "hubs":  # a few nodes touching most others
+        m = 3 * n
+        u, v = rng.integers(0, 3, m), rng.integers(0, n, m)
+    else:
+        m = 3 * n
+        u, v = rng.integers(0, n, m), rng.integers(0, n, m)
+    pairs = np.unique(np.c_[np.minimum(u, v), np.maximum(u, v)][u != v], axis=0)
+    area = rng.integers(1, 3, len(pairs))
+    total = rng.integers(0, 6, len(pairs)) * 51 * area
+    return n, pairs[:, 0], pairs[:, 1], total, area, rng.permutation(n)
+
+
+@pytest.mark.parametrize("kind", ["random", "chain", "hubs"])
+@pytest.mark.parametrize("max_score", [1.0, 0.5])
+@pytest.mark.parametrize("long_row", [rounds_module.LONG_ROW, 3])
+def test_rounds_are_the_whole_graph_rounds(kind, max_score, long_row, monkeypatch):
+    """Same merges, same order, same representatives; long_row=3 keeps first entries of most rows."""
+    monkeypatch.setattr(rounds_module, "LONG_ROW", long_row)
+    monkeypatch.setattr(rounds_module, "KEPT", 4)
+    for seed in range(15):
+        n, u, v, total, area, key = tie_heavy_graph(seed, kind)
+        root, absorbed, score, _ = mean_rounds(Rows.build(n, u, v, total, area), key, max_score)
+        expected = whole_graph_rounds(n, u, v, total, area, key, max_score)
+        np.testing.assert_array_equal(root, expected[0])
+        np.testing.assert_array_equal(absorbed, expected[1])
+        np.testing.assert_array_equal(score, expected[2])
+
+
+def test_many_rounds_same_merges_as_textbook_greedy():
+    """A grid with random contacts: regions grow through long chains of merges (many rounds)."""
+    rng = np.random.default_rng(3)
+    side = 20
+    index = np.arange(side * side).reshape(side, side)
+    u = np.r_[index[:, :-1].ravel(), index[:-1, :].ravel()]
+    v = np.r_[index[:, 1:].ravel(), index[1:, :].ravel()]
+    area = rng.integers(1, 40, u.size)
+    total = (rng.random(u.size) * 255 * area).astype(np.int64)
+    assert mean_rounds(Rows.build(side * side, u, v, total, area), np.arange(side * side), 1.0)[3] >= 10
+    edges = pd.DataFrame({"u": u + 1, "v": v + 1, "contact_area": area, "affinity_sum": total}).astype(
+        {"u": np.uint64, "v": np.uint64})
+    reference = greedy_reference(edges)
+    history = agglomerate_mean(edges)
+    assert history.merges["score"].tolist() == [s for s, _ in reference]
+    for score, group in reference[::25]:
+        assert group in partition(history.mapping(score))
 
 
 def test_a_hand_example():

@@ -31,3 +31,12 @@ def test_min_size_zero_and_isolated_segments_are_unchanged():
     assert absorb_small(mapping, edges, fragments, min_size=0) is mapping
     out = absorb_small(mapping, edges, fragments, min_size=100)
     assert out["segment"].tolist()[2] == 3  # touches nothing: nothing to join
+
+
+def test_ties_go_to_the_neighbour_seen_first():
+    # 1 touches 2 and 3 with the same mean affinity and area: the first edge in the table wins
+    fragments = pd.DataFrame({"id": [1, 2, 3], "size": [20, 500, 500]})
+    edges = pd.DataFrame({"u": [1, 1], "v": [2, 3], "contact_area": [10, 10], "affinity_sum": [5.0, 5.0]})
+    assert absorb_small(_mapping([1, 2, 3]), edges, fragments, min_size=50)["segment"].tolist() == [1, 1, 3]
+    flipped = edges.iloc[::-1].reset_index(drop=True)
+    assert absorb_small(_mapping([1, 2, 3]), flipped, fragments, min_size=50)["segment"].tolist() == [1, 2, 1]
