@@ -108,23 +108,31 @@ def test_synapses_come_from_the_image_and_survive_reagglomeration(synaptic, tmp_
 
 
 @pytest.fixture(scope="module")
-def reference_segmentation(synthetic, tmp_path_factory):
+def reference_run(synthetic, tmp_path_factory):
+    """(segmentation, synapse table) of an uninterrupted run."""
+    import pandas as pd
+
     run = tmp_path_factory.mktemp("reference")
-    reconstruct(_config(synthetic, run, ground_truth=None), progress=False)
-    return open_volume(str(run / "segmentation")).read()
+    reconstruct(_config(synthetic, run, ground_truth=None, synapse_checkpoint=shipped_synapse_checkpoint()),
+                progress=False)
+    return open_volume(str(run / "segmentation")).read(), pd.read_parquet(run / "synapses.parquet")
 
 
 # where each stage leaves its done-markers, and how many blocks it has
-KILL_POINTS = {"predict": ("affinities.zarr/done/predict", 27), "fragments": ("fragments/done/fragments", 27)}
+KILL_POINTS = {"predict": ("affinities.zarr/done/predict", 27), "fragments": ("fragments/done/fragments", 27),
+               "predict_synapses": ("synapse_prediction.zarr/done/predict", 27)}
 
 
 @pytest.mark.parametrize("stage", sorted(KILL_POINTS))
-def test_killed_reconstruct_resumes_to_the_same_result(synthetic, tmp_path, reference_segmentation, stage):
+def test_killed_reconstruct_resumes_to_the_same_result(synthetic, tmp_path, reference_run, stage):
+    import pandas as pd
+
     config_file = tmp_path / "run.toml"
     config_file.write_text(f"""
 raw = "{synthetic / 'raw.zarr'}"
 run_dir = "{tmp_path / 'run'}"
 checkpoint = "{shipped_checkpoint()}"
+synapse_checkpoint = "{shipped_synapse_checkpoint()}"
 threshold = 0.5
 min_size = 200
 predict_block_shape = [16, 32, 32]
@@ -143,7 +151,9 @@ predict_block_shape = [16, 32, 32]
     done = len(list(markers.glob("*_*_*")))
     assert 4 <= done < total, f"the run must have been killed during {stage}"
     subprocess.run(command, check=True, capture_output=True)
-    assert np.array_equal(open_volume(str(tmp_path / "run" / "segmentation")).read(), reference_segmentation)
+    segmentation, synapses = reference_run
+    assert np.array_equal(open_volume(str(tmp_path / "run" / "segmentation")).read(), segmentation)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "run" / "synapses.parquet"), synapses)
 
 
 def test_bad_reconstruct_config(tmp_path):
