@@ -169,7 +169,6 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
     """Run (or resume) every stage; returns run.json's content."""
     from connecto.ingest import ingest
     from connecto.segment.blockwise import SegmentParams, segment
-    from training.predict import predict_volume
 
     echo = echo or (lambda message: logger.info(message))
     run_dir = os.path.abspath(config.run_dir)
@@ -185,7 +184,7 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
         # 1. ingest (only when raw is not already a volume)
         raw_volume = _try_open(config.raw)
         ingest_params = {"raw": config.raw, "voxel_size_nm": config.voxel_size_nm, "chunk_shape": config.chunk_shape}
-        upstream = fp = _fingerprint("ingest", ingest_params)
+        upstream = ingest_fp = fp = _fingerprint("ingest", ingest_params)
         if raw_volume is None:
             if config.voxel_size_nm is None:
                 raise ValueError(f"raw {config.raw!r} is not a volume; give voxel_size_nm (z,y,x) to ingest it")
@@ -201,20 +200,9 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
                 raw_volume = open_volume(os.path.join(run_dir, "raw.zarr"))
 
         # 2. predict
-        predict_params = {"checkpoint": config.checkpoint, "checkpoint_sha1": _file_identity(config.checkpoint),
-                          "context": config.context, "block_shape": config.predict_block_shape,
-                          "autocast": config.autocast}
-        upstream = predict_fp = fp = _fingerprint(upstream, "predict", predict_params)
         affinities_url = os.path.join(run_dir, "affinities.zarr")
-        if not record.is_done("predict", fp):
-            echo(f"predict: affinities with {os.path.basename(config.checkpoint)}")
-            overwrite = record.changed("predict", fp)
-            record.start("predict", fp, predict_params)
-            start = time.perf_counter()
-            predict_volume(config.checkpoint, raw_volume, affinities_url, block_shape=config.predict_block_shape,
-                           context=config.context, chunk_shape=config.chunk_shape, overwrite=overwrite,
-                           autocast=config.autocast, **engine)
-            record.finish("predict", time.perf_counter() - start, voxels=int(raw_volume.shape.prod()))
+        upstream = predict_fp = _predict_stage(config, record, "predict", config.checkpoint, raw_volume,
+                                               affinities_url, upstream, engine, echo)
         affinities = open_volume(affinities_url)
 
         # 3. fragments, region graph, agglomeration, relabel
@@ -241,7 +229,7 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
         if config.synapse_checkpoint:
             fragments_fp = _fingerprint(predict_fp, "fragments", params.aff_low, params.aff_high,
                                         config.segment_block_shape)
-            _synapse_stages(config, record, run_dir, raw_volume, fragments_fp, engine, echo)
+            _synapse_stages(config, record, run_dir, raw_volume, ingest_fp, fragments_fp, engine, echo)
         upstream = segment_fp
 
     # 5. evaluation against ground truth (optional; cheap, always redone when asked)
@@ -260,27 +248,34 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
     return record.data
 
 
-def _synapse_stages(config: ReconstructConfig, record: _RunRecord, run_dir: str, raw_volume, fragments_fp: str,
-                    engine: dict, echo) -> None:
-    """Synapse prediction (``synapse_prediction.zarr``) and detection (``synapses.parquet``)."""
-    from connecto.synapses.detect import DetectParams, check_prediction, detect_synapses_blockwise
+def _predict_stage(config: ReconstructConfig, record: _RunRecord, stage: str, checkpoint: str, raw_volume,
+                   out_url: str, upstream: str, engine: dict, echo) -> str:
+    """Predict ``raw_volume`` with ``checkpoint`` into ``out_url`` unless done; returns the stage's fingerprint."""
     from training.predict import predict_volume
 
-    predict_params = {"checkpoint": config.synapse_checkpoint,
-                      "checkpoint_sha1": _file_identity(config.synapse_checkpoint), "context": config.context,
-                      "block_shape": config.predict_block_shape, "autocast": config.autocast}
-    fp = _fingerprint(record.data["stages"]["ingest"]["fingerprint"] if "ingest" in record.data["stages"] else
-                      config.raw, "predict_synapses", predict_params)
-    prediction_url = os.path.join(run_dir, "synapse_prediction.zarr")
-    if not record.is_done("predict_synapses", fp):
-        echo(f"predict synapses: with {os.path.basename(config.synapse_checkpoint)}")
-        overwrite = record.changed("predict_synapses", fp)
-        record.start("predict_synapses", fp, predict_params)
+    params = {"checkpoint": checkpoint, "checkpoint_sha1": _file_identity(checkpoint), "context": config.context,
+              "block_shape": config.predict_block_shape, "autocast": config.autocast}
+    fp = _fingerprint(upstream, stage, params)
+    if not record.is_done(stage, fp):
+        echo(f"{stage.replace('_', ' ')}: with {os.path.basename(checkpoint)}")
+        overwrite = record.changed(stage, fp)
+        record.start(stage, fp, params)
         start = time.perf_counter()
-        predict_volume(config.synapse_checkpoint, raw_volume, prediction_url, block_shape=config.predict_block_shape,
+        predict_volume(checkpoint, raw_volume, out_url, block_shape=config.predict_block_shape,
                        context=config.context, chunk_shape=config.chunk_shape, overwrite=overwrite,
                        autocast=config.autocast, **engine)
-        record.finish("predict_synapses", time.perf_counter() - start, voxels=int(raw_volume.shape.prod()))
+        record.finish(stage, time.perf_counter() - start, voxels=int(raw_volume.shape.prod()))
+    return fp
+
+
+def _synapse_stages(config: ReconstructConfig, record: _RunRecord, run_dir: str, raw_volume, ingest_fp: str,
+                    fragments_fp: str, engine: dict, echo) -> None:
+    """Synapse prediction (``synapse_prediction.zarr``) and detection (``synapses.parquet``)."""
+    from connecto.synapses.detect import DetectParams, check_prediction, detect_synapses_blockwise
+
+    prediction_url = os.path.join(run_dir, "synapse_prediction.zarr")
+    fp = _predict_stage(config, record, "predict_synapses", config.synapse_checkpoint, raw_volume, prediction_url,
+                        ingest_fp, engine, echo)
     prediction = open_volume(prediction_url)
     check_prediction(prediction)
 
