@@ -142,6 +142,9 @@ class TrainConfig:
     synapse_side_nm: float = 40.0
     # share of patches centred (with jitter) on a cleft voxel: synapses are rare
     synapse_patch_fraction: float = 0.7
+    # start from another model's weights (every tensor of the same name and shape), e.g. a
+    # synapse model from the boundary model trained on the same kind of data
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,8 @@ def config_from_dict(values: dict, base_dir: str = ".") -> Config:
             raise ValueError("train.volumes is empty: give at least one [[train.volumes]] with raw and labels")
         t = _tuple_fields(TrainConfig, t)
         t["out_dir"] = _resolve(t.get("out_dir", "runs/train"), base_dir)
+        if t.get("init_from"):
+            t["init_from"] = _resolve(t["init_from"], base_dir)
         train = TrainConfig(volumes=tuple(volumes), **{k: v for k, v in t.items() if k != "volumes"})
     return Config(model=model, train=train)
 

@@ -105,6 +105,8 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
     start_step = 0
     resume_from = latest_checkpoint(tc.out_dir)
+    if tc.init_from and not resume_from:
+        initialise_from(model, tc.init_from)
     if resume_from:
         state = load_checkpoint(resume_from, expected_config=mc, map_location=device)
         model.load_state_dict(state["model"])
@@ -186,6 +188,23 @@ def head_metrics(model_config, probabilities: np.ndarray, target: np.ndarray, ma
             sl = (slice(None), first + i)
             out[f"val_{name}_f1"] = foreground_f1(probabilities[sl], target[sl], mask[sl])
     return out
+
+
+def initialise_from(model, checkpoint: str) -> int:
+    """Copy the tensors of ``checkpoint`` whose name and shape match ``model``'s; returns how many.
+
+    The trunk (everything but the 1x1x1 head) must match: only the head may differ.
+    """
+    state = load_checkpoint(checkpoint)["model"]
+    own = model.state_dict()
+    matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    trunk_missing = sorted(k for k in own if k not in matching and not k.startswith("head."))
+    if trunk_missing:
+        raise ValueError(f"init_from {checkpoint!r} has another trunk: {', '.join(trunk_missing[:3])}"
+                         f"{' ...' if len(trunk_missing) > 3 else ''} differ (only the head may)")
+    model.load_state_dict(matching, strict=False)
+    logger.info("initialised %d of %d tensors from %s", len(matching), len(own), checkpoint)
+    return len(matching)
 
 
 def validate(model, volumes, config: Config, device, autocast_dtype, n_patches: int = 4) -> dict:

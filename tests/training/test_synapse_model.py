@@ -169,3 +169,22 @@ def test_model_outputs_name_their_channels():
         ModelConfig(outputs=["synapses", "synapses"])
     with pytest.raises(ValueError, match="distinct heads"):
         ModelConfig(outputs=["lsd"])
+
+
+def test_init_from_copies_the_matching_tensors_of_another_model(tmp_path):
+    import torch
+
+    from training.checkpoint import save_checkpoint
+    from training.train import initialise_from
+    from training.unet import UNet3d
+
+    boundary = ModelConfig(widths=(4, 8), downsample=((2, 2, 2),))
+    source = UNet3d(boundary)
+    save_checkpoint(str(tmp_path / "b.pt"), source, boundary, step=0)
+    target = UNet3d(ModelConfig(widths=(4, 8), downsample=((2, 2, 2),), outputs=["synapses"]))
+    assert initialise_from(target, str(tmp_path / "b.pt")) == len(source.state_dict())
+    for name, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[name], value), name
+    other = UNet3d(ModelConfig(widths=(6, 10), downsample=((2, 2, 2),)))
+    with pytest.raises(ValueError, match="has another trunk"):
+        initialise_from(other, str(tmp_path / "b.pt"))
