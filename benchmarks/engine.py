@@ -18,11 +18,10 @@ import tempfile
 import time
 
 import numpy as np
+from report import write_json
 
 from chunks import Roi, create_volume, run_blockwise
 from chunks.cluster import connect, default_workers
-
-from report import write_json  # noqa: E402 - benchmarks/report.py
 
 
 def copy_block(block, inputs):

@@ -38,7 +38,7 @@ ANCHORS = {  # ../shared/data/README.md, developer crop z < 160
     "waterz t=0.7 (classical)": {"voi_split": 2.451, "voi_merge": 1.345, "voi_sum": 3.796, "arand": 0.464, "segments": 365},
 }
 
-from report import write_json  # noqa: E402 - benchmarks/report.py
+from report import write_json
 
 
 def main() -> None:

@@ -4,8 +4,9 @@ Measures, in one process on this machine:
 1. the conv3d FLOP/s ceiling (one large 3x3x3 convolution, fp32 and bf16);
 2. the bare forward pass of the network on as many voxels as the volume has, in blocks of
    the pipeline's block shape (no I/O, no context, torch using every core);
-3. blockwise `predict_volume` on a 256^3 uint8 zarr volume (reading, context, mirroring,
-   writing uint8, done-markers) with the default local cluster and with in-process threads.
+3. blockwise `predict_volume` on a 256^3 uint8 zarr volume (reading, context between
+   blocks, writing uint8, done-markers) with the default blocks on the local cluster and on
+   in-process threads, and in four blocks (threads), which pay the context between blocks.
 
     python benchmarks/predict.py [--size 256] [--checkpoint PATH] [--json PATH]
 """
@@ -30,7 +31,7 @@ from training.unet import UNet3d, parameter_count, receptive_field_radius
 
 DEFAULT_MODEL = ModelConfig(widths=(12, 24, 48), downsample=((2, 2, 2), (2, 2, 2)))
 
-from report import write_json  # noqa: E402 - benchmarks/report.py
+from report import write_json
 
 
 def conv3d_ceiling(dtype) -> float:
@@ -103,23 +104,27 @@ def main() -> None:
         rng = np.random.default_rng(0)
         for roi in raw.roi.blocks((64, args.size, args.size)):
             raw.write(roi, rng.integers(0, 256, tuple(roi.shape), dtype=np.uint8))
-        block = default_block_shape(shape, raw.chunk_shape, config.total_downsample,
-                                    target_voxels=min(16 * 1024**2, n_vox // 2))
+        block = default_block_shape(shape, raw.chunk_shape, config.total_downsample)  # what predict picks
         factor = config.total_downsample
         context = tuple(-(-r // f) * f for r, f in zip(receptive_field_radius(config), factor))
 
         ceiling = {d: conv3d_ceiling(d) for d in ("fp32", "bf16")}
         bare = {ac: bare_forward(model, tuple(block), n_vox, ac) for ac in (False, True)}
         pipeline = {}
-        for name, scheduler, threads in (("local_cluster", None, None), ("threads", "threads", None)):
-            start = time.perf_counter()
-            predict_volume(checkpoint, raw, os.path.join(tmp, f"aff-{name}.zarr"), block_shape=block,
-                           scheduler=scheduler, progress=False, overwrite=True, threads_per_worker=threads)
-            pipeline[name] = time.perf_counter() - start
+        quarter = (shape[0] // 2, shape[1] // 2, shape[2])  # four blocks: context between them
+        runs = (("local_cluster", None, block), ("threads", "threads", block), ("threads_four_blocks", "threads", quarter))
+        for name, scheduler, block_shape in runs:  # best of two: the first run after a cluster pays its exit
+            seconds = []
+            for _ in range(2):
+                start = time.perf_counter()
+                predict_volume(checkpoint, raw, os.path.join(tmp, f"aff-{name}.zarr"), block_shape=block_shape,
+                               scheduler=scheduler, progress=False, overwrite=True)
+                seconds.append(time.perf_counter() - start)
+            pipeline[name] = min(seconds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    best = min(pipeline, key=pipeline.get)
+    best = min(("local_cluster", "threads"), key=pipeline.get)  # the default blocks
     flops_vox = network_flops_per_voxel(config)
     figures = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, threads {torch.get_num_threads()}",
@@ -134,6 +139,8 @@ def main() -> None:
         "bare_forward_mvox_per_s_bf16": round(n_vox / bare[True] / 1e6, 3),
         "pipeline_mvox_per_s_local_cluster": round(n_vox / pipeline["local_cluster"] / 1e6, 3),
         "pipeline_mvox_per_s_threads": round(n_vox / pipeline["threads"] / 1e6, 3),
+        "pipeline_mvox_per_s_threads_four_blocks": round(n_vox / pipeline["threads_four_blocks"] / 1e6, 3),
+        "ratio_vs_bare_forward_four_blocks_threads": round(bare[True] / pipeline["threads_four_blocks"], 3),
         "best_pipeline": best,
         "ratio_vs_bare_forward": round(bare[True] / pipeline[best], 3),
         "bare_forward_share_of_conv3d_ceiling_bf16": round(n_vox * flops_vox / bare[True] / 1e9 / ceiling["bf16"], 3),
@@ -146,6 +153,7 @@ def main() -> None:
     print(f"  {'bare forward bf16 autocast':<40} {figures['bare_forward_mvox_per_s_bf16']:8.3f}")
     print(f"  {'connecto predict, local cluster':<40} {figures['pipeline_mvox_per_s_local_cluster']:8.3f}")
     print(f"  {'connecto predict, threads':<40} {figures['pipeline_mvox_per_s_threads']:8.3f}")
+    print(f"  {'connecto predict, threads, 4 blocks':<40} {figures['pipeline_mvox_per_s_threads_four_blocks']:8.3f}")
     print(f"  ratio best pipeline ({best}) vs bare bf16 forward: {figures['ratio_vs_bare_forward']:.3f}")
     print(f"  conv3d ceiling: {ceiling['fp32']:.1f} GFLOP/s fp32, {ceiling['bf16']:.1f} GFLOP/s bf16; the bare forward "
           f"reaches {figures['bare_forward_share_of_conv3d_ceiling_bf16']:.0%} of the bf16 ceiling")

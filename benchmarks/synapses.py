@@ -76,18 +76,18 @@ def score(prediction: np.ndarray, fragments: np.ndarray, truth, labels, params: 
 
 
 def predicted_fragments(raw: np.ndarray) -> np.ndarray:
-    from chunks import create_volume, open_volume
+    """Fragments of the shipped affinity model's prediction (what a reconstruction detects synapses against)."""
+    import tempfile
+
+    from chunks import create_volume
     from connecto.segment.blockwise import compute_fragments
 
     affinities = predict_array(shipped_checkpoint(), raw, VOXEL, "affinities")
     affs = create_volume("memory://bench-affs", raw.shape, "uint8", VOXEL, num_channels=3, chunk_shape=(64, 64, 64),
                          overwrite=True)
     affs.write(affs.roi, affinities)
-    import tempfile
-
     with tempfile.TemporaryDirectory() as run:
-        fragments = compute_fragments(affs, run, scheduler="threads", progress=False)
-        return open_volume(fragments.url).read()
+        return compute_fragments(affs, run, scheduler="threads", progress=False).read()
 
 
 def difficulty_curve(difficulties, shape, checkpoint: str, params: DetectParams) -> list[dict]:

@@ -243,7 +243,8 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
             start = time.perf_counter()
             evaluation = evaluate_run(run_dir, config.ground_truth, config.threshold, config.thresholds, params)
             if config.synapse_checkpoint and config.synapse_truth:
-                evaluation["synapses"] = evaluate_run_synapses(run_dir, config.ground_truth, config.synapse_truth)
+                evaluation["synapses"] = evaluate_run_synapses(run_dir, config.ground_truth, config.synapse_truth,
+                                                               config.threshold)
             record.finish("evaluate", time.perf_counter() - start, **evaluation)
     return record.data
 
@@ -298,16 +299,19 @@ def _synapse_stages(config: ReconstructConfig, record: _RunRecord, run_dir: str,
                       rows=len(table))
 
 
-def evaluate_run_synapses(run_dir: str, ground_truth: str, synapse_truth: str, tolerance_nm: float = 100.0) -> dict:
-    """Cleft and partner P/R/F1 of the run's synapses; predicted partners are the true neurons under their points."""
+def evaluate_run_synapses(run_dir: str, ground_truth: str, synapse_truth: str, threshold: float,
+                          tolerance_nm: float = 100.0) -> dict:
+    """Cleft and partner P/R/F1 of the run's synapses, one row per (synapse, pre segment, post segment) at
+    ``threshold``; predicted partners are the true neurons under their points."""
     import pandas as pd
 
     from chunks.sources import open_readable
-    from connecto.synapses.evaluate import evaluate_synapses
+    from connecto.synapses.evaluate import evaluate_synapses, one_row_per_partner, with_segments
 
     labels = open_readable(ground_truth)  # voxel for voxel with the run's volumes
     frame = open_volume(os.path.join(run_dir, "fragments"))
-    pred = pd.read_parquet(os.path.join(run_dir, "synapses.parquet"))
+    mapping = pd.read_parquet(os.path.join(run_dir, "agglomeration", f"mapping-{threshold:.4f}.parquet"))
+    pred = one_row_per_partner(with_segments(pd.read_parquet(os.path.join(run_dir, "synapses.parquet")), mapping))
     truth = pd.read_parquet(synapse_truth)
     return evaluate_synapses(pred, truth, tolerance_nm, truth_labels=labels.read(labels.roi),
                              voxel_size_nm=tuple(frame.voxel_size_nm),

@@ -62,6 +62,7 @@ def tables_from_run(run_dir: str | os.PathLike, version=None, *, database=None) 
     versions it has.
     """
     from chunks import open_volume
+    from connecto.synapses.evaluate import one_row_per_partner
 
     run_dir = Path(run_dir)
     threshold = run_threshold(run_dir)
@@ -69,7 +70,8 @@ def tables_from_run(run_dir: str | os.PathLike, version=None, *, database=None) 
     fragments = open_volume(str(run_dir / "fragments"))
     voxel_size_nm = tuple(int(v) for v in fragments.voxel_size_nm)
     neurons = neuron_table(fragment_statistics(run_dir, fragments), fragment_ids, segment_ids, voxel_size_nm)
-    synapses = map_synapses(fragment_synapses(run_dir), fragment_ids, segment_ids)
+    # a post neuron cut into several fragments at one cleft is one partner, not several
+    synapses = one_row_per_partner(map_synapses(fragment_synapses(run_dir), fragment_ids, segment_ids), "cleft_id")
     autapses = int(((synapses["pre_segment"] == synapses["post_segment"]) & (synapses["pre_segment"] != 0)).sum())
     if autapses:
         logger.info("%s: %d synapses have pre and post in one segment (autapses; kept)", run_dir, autapses)

@@ -28,9 +28,9 @@ def read_table(path: str):
 
 @click.command()
 @click.argument("volumes", nargs=-1, required=True, metavar="PREDICTION FRAGMENTS OUT_TABLE")
-@click.option("--threshold", type=float, default=0.5, show_default=True,
+@click.option("--threshold", type=float, default=0.8, show_default=True,
               help="cleft probability (0..1; uint8 volumes are read as /255) of a cleft voxel")
-@click.option("--min-size", type=click.IntRange(min=1), default=10, show_default=True,
+@click.option("--min-size", type=click.IntRange(min=1), default=150, show_default=True,
               help="clefts with fewer voxels are dropped")
 @click.option("--dilation-nm", type=float, default=16.0, show_default=True,
               help="how far around a cleft the side probabilities are summed per fragment")

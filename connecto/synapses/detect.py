@@ -49,8 +49,8 @@ class DetectParams:
     max_extent_nm : blockwise only: largest cleft extent found exactly (see module docstring).
     """
 
-    threshold: float = 0.5
-    min_size: int = 10
+    threshold: float = 0.8
+    min_size: int = 150
     dilation_nm: float = 16.0
     post_fraction: float = 0.3
     max_extent_nm: float = 400.0

@@ -72,6 +72,15 @@ def with_segments(table: pd.DataFrame, mapping: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def one_row_per_partner(table: pd.DataFrame, synapse: str = "id") -> pd.DataFrame:
+    """Rows with a distinct (synapse, pre_segment, post_segment), the first of each kept.
+
+    Detection reports one row per post *fragment*; a post neuron cut into several fragments
+    at the cleft would otherwise count as several synapses once mapped to segments.
+    """
+    return table.drop_duplicates([synapse, "pre_segment", "post_segment"], keep="first", ignore_index=True)
+
+
 def cleft_locations(table: pd.DataFrame) -> np.ndarray:
     """(n, 3) one location per synapse: the mean of its rows' locations."""
     points = locations_nm(table)

@@ -131,9 +131,15 @@ def test_run_connectome_matches_the_segmentation_voxels(run_dir):
     assert_matches_voxels(c, segmentation_at(run_dir), fragments)
     assert c.voxel_size_nm == VOXEL and len(c) > 5
     table = pd.read_parquet(run_dir / "synapses.parquet")
-    assert len(c.synapses) == len(table) > table["id"].nunique()  # some clefts have two posts
-    assert c.synapses["synapse_id"].tolist() == list(range(1, len(table) + 1))
-    assert sorted(c.synapses["cleft_id"]) == sorted(table["id"]) and c.kinds == ["chemical"]
+    # one row per (cleft, pre segment, post segment): posts in two fragments of one segment count once
+    mapping = pd.read_parquet(run_dir / "agglomeration" / f"mapping-{THRESHOLD:.4f}.parquet")
+    segments = dict(zip(mapping["fragment"], mapping["segment"]))
+    keys = {(i, segments.get(p, p), segments.get(q, q)) for i, p, q in
+            zip(table["id"], table["pre_fragment"], table["post_fragment"])}
+    assert len(c.synapses) == len(keys) > table["id"].nunique()  # some clefts have two posts
+    assert len(keys) < len(table)  # and some posts were cut into two fragments
+    assert c.synapses["synapse_id"].is_monotonic_increasing and c.synapses["synapse_id"].is_unique
+    assert set(c.synapses["cleft_id"]) == set(table["id"]) and c.kinds == ["chemical"]
     autapses = c.synapses["pre_segment"] == c.synapses["post_segment"]
     assert c.meta["n_autapses"] == int(autapses.sum()) >= 12  # contacts inside one segment are kept
     assert c.meta["version"] is None and c.meta["threshold"] == THRESHOLD

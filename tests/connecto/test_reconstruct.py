@@ -21,7 +21,7 @@ MAX_VOI_SUM = 0.7  # measured 0.40 (split 0.25, merge 0.15)
 MAX_ARAND = 0.12  # measured 0.059
 
 SHAPE = (48, 96, 96)
-MIN_PARTNER_F1 = 0.6  # shipped synapse model on the small synaptic volume below, with margin (measured: see #8)
+MIN_PARTNER_F1 = 0.45  # measured 0.61: shipped synapse model through predicted fragments and segments
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,9 @@ def test_synapses_come_from_the_image_and_survive_reagglomeration(synaptic, tmp_
     assert os.path.getmtime(run / "synapses.parquet") == mtime
     pd.testing.assert_frame_equal(pd.read_parquet(run / "synapses.parquet"), table)
     after = Connectome.open(run).synapses
-    assert after["pre_fragment"].tolist() == before["pre_fragment"].tolist()
+    # every synapse is still there; only post fragments that now share a segment collapse into one row
+    assert set(after["cleft_id"]) == set(before["cleft_id"]) == set(table["id"])
+    assert not after.duplicated(["cleft_id", "pre_segment", "post_segment"]).any()
     segmentation = open_volume(str(run / "segmentation")).read()
     for side in ("pre", "post"):
         voxels = tuple((after[[f"{side}_{a}_nm" for a in "zyx"]].to_numpy() / 8).round().astype(int).T)

@@ -6,6 +6,7 @@ from chunks import Roi
 from connecto.synapses.detect import DetectParams, detect_synapses, table_columns
 
 SHAPE = (8, 10, 10)
+SMALL = DetectParams(min_size=10)  # the hand-made cleft has 36 voxels, below the default min_size
 
 
 def _polyadic():
@@ -24,7 +25,7 @@ def _polyadic():
 def test_polyadic_synapse_exact():
     prob, sides, fragments = _polyadic()
     table = detect_synapses(prob, sides, fragments, voxel_size_nm=(40, 4, 4), offset_nm=(400, 0, 0),
-                            params=DetectParams(dilation_nm=8))
+                            params=DetectParams(dilation_nm=8, min_size=10))
     assert list(table.columns) == table_columns()
     assert table["pre_fragment"].tolist() == [1, 1] and table["post_fragment"].tolist() == [2, 3]
     # id: 1 + linear index of the lowest cleft voxel (2, 2, 4) in an (8, 10, 10) volume
@@ -39,7 +40,7 @@ def test_polyadic_synapse_exact():
 def test_weak_post_below_fraction_is_dropped():
     prob, sides, fragments = _polyadic()
     sides[1][:, 5:, 5:] = 0.1  # fragment 3 gets a tenth of fragment 2's post probability
-    table = detect_synapses(prob, sides, fragments, params=DetectParams(post_fraction=0.3))
+    table = detect_synapses(prob, sides, fragments, params=DetectParams(post_fraction=0.3, min_size=10))
     assert table["post_fragment"].tolist() == [2]
 
 
@@ -52,13 +53,13 @@ def test_empty_prediction_gives_an_empty_table():
 def test_small_clefts_and_clefts_without_pre_are_dropped():
     prob, sides, fragments = _polyadic()
     assert detect_synapses(prob, sides, fragments, params=DetectParams(min_size=37)).empty
-    assert detect_synapses(prob, np.zeros_like(sides), fragments).empty
+    assert detect_synapses(prob, np.zeros_like(sides), fragments, params=SMALL).empty
 
 
 def test_owned_keeps_clefts_by_their_lowest_voxel():
     prob, sides, fragments = _polyadic()
-    assert len(detect_synapses(prob, sides, fragments, owned=Roi((2, 2, 4), (1, 1, 1)))) == 2
-    assert detect_synapses(prob, sides, fragments, owned=Roi((3, 0, 0), (5, 10, 10))).empty
+    assert len(detect_synapses(prob, sides, fragments, params=SMALL, owned=Roi((2, 2, 4), (1, 1, 1)))) == 2
+    assert detect_synapses(prob, sides, fragments, params=SMALL, owned=Roi((3, 0, 0), (5, 10, 10))).empty
 
 
 def test_bad_shapes_are_named():
@@ -73,6 +74,7 @@ def test_bad_shapes_are_named():
 
 def test_table_round_trips_parquet(tmp_path):
     prob, sides, fragments = _polyadic()
-    table = detect_synapses(prob, sides, fragments)
+    table = detect_synapses(prob, sides, fragments, params=SMALL)
+    assert len(table) == 2
     table.to_parquet(tmp_path / "s.parquet")
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "s.parquet"), table)
