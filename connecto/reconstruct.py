@@ -9,8 +9,9 @@ a stage whose fingerprint is unchanged and complete is skipped.
 
 Layout of ``run_dir``: ``raw.zarr`` (when ingested), ``affinities.zarr``, ``fragments``,
 ``graph/``, ``agglomeration/``, ``segmentation``, with a synapse model
-``synapse_prediction.zarr`` (cleft, pre side, post side) and ``synapses.parquet`` (one row
-per (synapse, post partner), against fragments: see :mod:`connecto.synapses.detect`),
+``synapse_prediction.zarr`` (cleft, pre side, post side), ``synapses.parquet`` (one row
+per (synapse, post partner), against fragments: see :mod:`connecto.synapses.detect`) and
+``clefts`` (each detected cleft's voxels labelled with its synapse id),
 ``evaluation.json`` (with ground truth), ``run.json``.
 
 Synapses are detected against fragments, not segments, so they depend on the affinity
@@ -271,8 +272,9 @@ def _predict_stage(config: ReconstructConfig, record: _RunRecord, stage: str, ch
 
 def _synapse_stages(config: ReconstructConfig, record: _RunRecord, run_dir: str, raw_volume, ingest_fp: str,
                     fragments_fp: str, engine: dict, echo) -> None:
-    """Synapse prediction (``synapse_prediction.zarr``) and detection (``synapses.parquet``)."""
-    from connecto.synapses.detect import DetectParams, check_prediction, detect_synapses_blockwise
+    """Synapse prediction (``synapse_prediction.zarr``), detection (``synapses.parquet``) and the
+    detected clefts labelled with their synapse ids (``clefts``)."""
+    from connecto.synapses.detect import DetectParams, check_prediction, detect_synapses_blockwise, write_cleft_volume
 
     prediction_url = os.path.join(run_dir, "synapse_prediction.zarr")
     fp = _predict_stage(config, record, "predict_synapses", config.synapse_checkpoint, raw_volume, prediction_url,
@@ -295,6 +297,8 @@ def _synapse_stages(config: ReconstructConfig, record: _RunRecord, run_dir: str,
         tmp = table_path + ".tmp"
         table.to_parquet(tmp, index=False)
         os.replace(tmp, table_path)
+        write_cleft_volume(prediction, table, os.path.join(run_dir, "clefts"), params=detect,
+                           block_shape=config.segment_block_shape, overwrite=True, **engine)
         record.finish("synapses", time.perf_counter() - start, synapses=int(table["id"].nunique()),
                       rows=len(table))
 

@@ -38,11 +38,13 @@ def read_table(path: str):
               help="a fragment is a post partner when its summed post probability reaches this share of the largest")
 @click.option("--max-extent-nm", type=float, default=400.0, show_default=True,
               help="largest cleft extent found exactly across block faces (sets the block context)")
+@click.option("--clefts-out", default=None, metavar="URL",
+              help="also write the detected clefts as a volume (uint64 synapse ids); needs PREDICTION")
 @click.option("--work-dir", default=None, metavar="DIR",
               help="per-block tables and done-markers (default: OUT_TABLE without .parquet, plus '.blocks')")
 @engine_options
 def synapses(volumes, threshold, min_size, dilation_nm, post_fraction,
-             max_extent_nm, work_dir, scheduler, workers, block_shape, overwrite, progress):
+             max_extent_nm, clefts_out, work_dir, scheduler, workers, block_shape, overwrite, progress):
     """Detect synapses blockwise: PREDICTION (a synapse model's 3-channel output from `connecto predict`:
     cleft, pre side, post side) and FRAGMENTS (uint64 fragment volume) -> OUT_TABLE (Parquet).
 
@@ -54,7 +56,7 @@ def synapses(volumes, threshold, min_size, dilation_nm, post_fraction,
     """
     from chunks import open_volume
 
-    from .detect import DetectParams, detect_synapses_blockwise
+    from .detect import DetectParams, detect_synapses_blockwise, write_cleft_volume
 
     if len(volumes) == 3:
         cleft_prob, fragments, out_table = volumes
@@ -80,8 +82,13 @@ def synapses(volumes, threshold, min_size, dilation_nm, post_fraction,
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     table.to_parquet(out_table, index=False)
+    if clefts_out:
+        if sides is not None:
+            raise click.UsageError("--clefts-out needs a synapse model's PREDICTION (not CLEFT_PROB SIDES)")
+        write_cleft_volume(open_volume(cleft_prob), table, clefts_out, params=params, block_shape=block_shape,
+                           scheduler=scheduler, num_workers=workers, overwrite=overwrite, progress=progress)
     click.echo(json.dumps({"table": out_table, "synapses": int(table["id"].nunique()), "rows": len(table),
-                           "work_dir": work_dir}))
+                           "work_dir": work_dir, "clefts": clefts_out}))
 
 
 @click.command("evaluate-synapses")

@@ -257,6 +257,53 @@ def detect_synapses_blockwise(cleft_prob: Volume, sides: Volume | None, fragment
     return read_synapses(out_dir)
 
 
+def cleft_ids(cleft_prob: np.ndarray, params: DetectParams, origin, volume_shape) -> np.ndarray:
+    """uint64 cleft labels of a (z, y, x) array: each component's id is the synapse id detection gives it
+    (1 + the global linear index of its lowest voxel); components below ``min_size`` get 0."""
+    import cc3d
+    import fastremap
+
+    prob = as_probability(cleft_prob, "cleft probability")
+    components = cc3d.connected_components(prob >= params.threshold, connectivity=26)
+    stats = cc3d.statistics(components)
+    ids = np.zeros(len(stats["voxel_counts"]), np.uint64)
+    for label in np.flatnonzero(stats["voxel_counts"][1:] >= params.min_size) + 1:
+        box = stats["bounding_boxes"][label]
+        lowest = np.array([b.start for b in box]) + np.argwhere(components[box] == label)[0]
+        ids[label] = 1 + np.ravel_multi_index(tuple(lowest + np.asarray(origin)), tuple(volume_shape))
+    return fastremap.remap(components, dict(enumerate(ids.tolist())), preserve_missing_labels=True).astype(np.uint64)
+
+
+def clefts_block(params: DetectParams, volume_roi: Roi, keep: np.ndarray, block, inputs):
+    """The block's cleft labels, only for the synapses in ``keep`` (the detected table's ids)."""
+    ids = cleft_ids(inputs["prediction"][0], params, tuple(block.read_roi.begin - volume_roi.begin),
+                    tuple(volume_roi.shape))
+    ids[~np.isin(ids, keep)] = 0
+    return {"clefts": ids[block.write_slices()]}
+
+
+def write_cleft_volume(prediction: Volume, table: pd.DataFrame, out_url: str, *, params: DetectParams = DetectParams(),
+                       block_shape=None, scheduler=None, num_workers=None, overwrite=False, progress=True) -> Volume:
+    """A uint64 Volume of the detected clefts: each cleft voxel holds its synapse's ``id`` (0 elsewhere).
+
+    Computed blockwise with the detection's context, so the labels agree with the table for
+    clefts up to ``max_extent_nm``.
+    """
+    from chunks import create_volume
+
+    check_prediction(prediction)
+    block_shape = Coordinate(block_shape) if block_shape else prediction.chunk_shape
+    out = create_volume(out_url, prediction.shape, np.uint64, prediction.voxel_size_nm, offset=prediction.offset,
+                        chunk_shape=prediction.chunk_shape, overwrite=overwrite, layer_type="segmentation")
+    keep = np.unique(table["id"].to_numpy(np.uint64))
+    stage = functools.partial(clefts_block, params, prediction.roi, keep)
+    run_blockwise(stage, prediction.roi, block_shape, task="clefts", inputs={"prediction": prediction},
+                  outputs={"clefts": out}, context=_radius_voxels(params.max_extent_nm, prediction.voxel_size_nm),
+                  params={**asdict(params), "block": list(block_shape), "synapses": len(keep)}, scheduler=scheduler,
+                  num_workers=num_workers, overwrite=overwrite, progress=progress)
+    return out
+
+
 def read_synapses(out_dir: str) -> pd.DataFrame:
     """The merged per-block tables of a run, sorted by (id, post_fragment)."""
     from chunks.fs import filesystem

@@ -89,6 +89,8 @@ def test_synapses_come_from_the_image_and_survive_reagglomeration(synaptic, tmp_
     found = record["stages"]["evaluate"]["synapses"]
     assert found["partners"]["f1"] >= MIN_PARTNER_F1, found
     table = pd.read_parquet(run / "synapses.parquet")
+    clefts = open_volume(str(run / "clefts")).read()
+    assert {int(i) for i in np.unique(clefts)} - {0} == {int(i) for i in table["id"]}
     mtime = os.path.getmtime(run / "synapses.parquet")
     before = Connectome.open(run).synapses
 

@@ -42,8 +42,29 @@ def test_synapses_command_writes_the_table(run):
     summary = json.loads(result.output.strip().splitlines()[-1])
     table = pd.read_parquet(table_path)
     assert summary == {"table": table_path, "synapses": table["id"].nunique(), "rows": len(table),
-                       "work_dir": str(tmp / "synapses.blocks")}
+                       "work_dir": str(tmp / "synapses.blocks"), "clefts": None}
     assert len(table) == len(vol.tables["synapses"])
+
+
+def test_synapses_command_takes_a_synapse_prediction_and_writes_clefts(run):
+    tmp, vol, _, table_path, _ = run
+    from chunks import open_volume
+
+    prob, sides = open_volume(str(tmp / "prob.zarr")).read(), open_volume(str(tmp / "sides.zarr")).read()
+    prediction = create_volume(str(tmp / "pred.zarr"), prob.shape, np.uint8, VOXEL, chunk_shape=(16, 32, 32),
+                               num_channels=3)
+    prediction.write(prediction.roi, np.concatenate([prob[None], (sides * 255).astype(np.uint8)]))
+    prediction.update_attrs({"channels": ["cleft", "pre_side", "post_side"]})
+    out = str(tmp / "from_prediction.parquet")
+    result = CliRunner().invoke(synapses, [str(tmp / "pred.zarr"), str(tmp / "frags.zarr"), out, "--clefts-out",
+                                           str(tmp / "clefts.zarr"), "--scheduler", "sync", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out)
+    pd.testing.assert_frame_equal(table, pd.read_parquet(table_path))
+    clefts = open_volume(str(tmp / "clefts.zarr")).read()
+    assert {int(i) for i in np.unique(clefts)} - {0} == {int(i) for i in table["id"]}
+    result = CliRunner().invoke(synapses, [str(tmp / "pred.zarr"), out, "--scheduler", "sync"])
+    assert result.exit_code == 2 and "expected PREDICTION FRAGMENTS OUT_TABLE" in result.output
 
 
 def test_evaluate_against_parquet_and_cremi_truth(run, tmp_path):

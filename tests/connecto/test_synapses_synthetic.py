@@ -105,3 +105,30 @@ def test_blockwise_limit_clefts_wider_than_max_extent_are_cut(volume, tmp_path):
     blockwise = detect_synapses_blockwise(*vols, str(tmp_path / "cut"), params=params, block_shape=(16, 32, 32),
                                           scheduler="threads", progress=False)
     assert not blockwise.reset_index(drop=True).equals(single)
+
+
+def test_cleft_volume_labels_each_detected_cleft_with_its_id(volume, tmp_path):
+    from connecto.synapses.detect import write_cleft_volume
+
+    truth = volume.tables["synapses"]
+    prob, sides = perfect_predictions(volume.clefts, volume.labels, truth)
+    params = DetectParams(max_extent_nm=320, threshold=0.5, min_size=10)
+    prediction = _memory_volume("syn-pred", np.concatenate([prob[None], sides]).astype(np.float32), 3)
+    prediction.update_attrs({"channels": ["cleft", "pre_side", "post_side"]})
+    frags = _memory_volume("syn-pred-frags", volume.labels)
+    table = detect_synapses_blockwise(prediction, None, frags, str(tmp_path / "det"), params=params,
+                                      block_shape=(16, 32, 32), scheduler="threads", progress=False)
+    dropped = table["id"].iloc[0]
+    subset = table[table["id"] != dropped]
+    clefts = write_cleft_volume(prediction, subset, "memory://syn-clefts", params=params,
+                                block_shape=(16, 32, 32), scheduler="threads", progress=False).read()
+    kept = {int(i) for i in subset["id"]}
+    assert {int(i) for i in np.unique(clefts)} - {0} == kept and int(dropped) not in kept  # only the given ones
+    for row in subset.itertuples():
+        point = tuple(round(getattr(row, f"cleft_{a}_nm") / 8) for a in "zyx")
+        assert clefts[point] == row.id
+    assert (prob[clefts > 0] >= 0.5).all()
+    # the true clefts, relabelled: the same voxels as the truth's clefts of the kept synapses
+    true_ids = {int(volume.clefts[tuple(round(getattr(r, f"cleft_{a}_nm") / 8) for a in "zyx")])
+                for r in subset.itertuples()}
+    assert np.array_equal(clefts > 0, np.isin(volume.clefts, list(true_ids)))
