@@ -47,7 +47,7 @@ def test_synapses_command_writes_the_table(run):
 
 
 def test_synapses_command_takes_a_synapse_prediction_and_writes_clefts(run):
-    tmp, vol, _, table_path, _ = run
+    tmp, _, _, table_path, _ = run
     from chunks import open_volume
 
     prob, sides = open_volume(str(tmp / "prob.zarr")).read(), open_volume(str(tmp / "sides.zarr")).read()
