@@ -15,12 +15,16 @@ With ``--cremi FILE`` it also evaluates a real CREMI-format sample (``volumes/ra
 ``volumes/labels/neuron_ids``, partner annotations) with ``--checkpoint`` (a model trained at
 that sample's voxel size; the true neurons are the fragments).
 
+With ``--joint CHECKPOINT`` (a model with ``outputs = ["affinities", "synapses"]``) it
+compares one network with both heads to the two separate networks on the default-difficulty
+volume: partner F1 and the VOI of the affinity head.
+
 With ``--fib25-gallery PNG`` it runs the detector on the labelled part (z < 160) of the real
 FIB-25 volume, which has no synapse labels, resampled from 10 to the model's 8 nm, with the
 true neurons as fragments, and draws the top detections for a person to judge polarity.
 
     python benchmarks/synapses.py [--difficulties 0,0.15,0.3,0.5,0.7] [--cremi FILE]
-                                  [--fib25-gallery PNG] [--json PATH]
+                                  [--fib25-gallery PNG] [--joint CHECKPOINT] [--json PATH]
 """
 
 from __future__ import annotations
@@ -154,6 +158,32 @@ def fib25_gallery(path: str, checkpoint: str, params: DetectParams, labelled_z: 
             "voxels": int(raw8.size), "mean_score": float(table["score"].mean()) if len(table) else None}
 
 
+def joint_vs_separate(joint_checkpoint: str, separate_checkpoint: str, shape, params: DetectParams) -> dict:
+    """One network with both heads vs the separate synapse network (plus the shipped affinity model),
+    on the default-difficulty volume of the curve: partner F1 and the affinity head's VOI."""
+    from connecto.segment.blockwise import SegmentParams, segment_array
+    from connecto.segment.evaluate import evaluate
+    from connecto.segment.relabel import relabel
+    from training.checkpoint import load_checkpoint, model_config_from_checkpoint
+
+    config = model_config_from_checkpoint(load_checkpoint(joint_checkpoint))
+    if tuple(config.outputs) != ("affinities", "synapses"):
+        raise SystemExit(f"--joint {joint_checkpoint} has the heads {config.outputs}, not affinities and synapses")
+    vol = generate_arrays(shape, VOXEL, seed=900 + 2, difficulty=DEFAULT_DIFFICULTY, n_synapses=80)
+    joint = predict_array(joint_checkpoint, vol.raw, VOXEL, "joint")
+    candidates = {"separate": (predict_array(separate_checkpoint, vol.raw, VOXEL, "separate"),
+                               predict_array(shipped_checkpoint(), vol.raw, VOXEL, "affinities")),
+                  "joint": (joint[config.channels_of("synapses")], joint[config.channels_of("affinities")])}
+    out = {}
+    for name, (synapses, affinities) in candidates.items():
+        fragments, history = segment_array(affinities, SegmentParams(max_score=0.5))
+        quality = evaluate(relabel(fragments, history.mapping(0.5)), vol.labels)
+        found = score(synapses, vol.labels, vol.synapses, vol.labels, params)
+        out[name] = {"partner_f1": found["partner_f1"], "cleft_f1": found["cleft_f1"],
+                     "voi_sum_threshold_0_5": quality.voi_sum, "arand_threshold_0_5": quality.arand}
+    return out
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--difficulties", default="0,0.15,0.3,0.5,0.7",
@@ -163,6 +193,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--cremi", default=None, metavar="FILE", help="also evaluate on a CREMI-format HDF5 sample")
     parser.add_argument("--fib25-gallery", default=None, metavar="PNG",
                         help="also detect on real FIB-25 (no synapse labels) and draw the top detections")
+    parser.add_argument("--joint", default=None, metavar="CHECKPOINT",
+                        help="also compare a network with both heads (affinities and synapses) to the separate models")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args(argv)
     params = DetectParams()
@@ -187,6 +219,11 @@ def main(argv=None) -> dict:
         figures["cremi"] = cremi_scores(args.cremi, args.checkpoint, params)
         print(f"CREMI {args.cremi}: partner F1 {figures['cremi']['partner_f1']:.3f}, "
               f"cleft F1 {figures['cremi']['cleft_f1']:.3f}")
+    if args.joint:
+        figures["joint_vs_separate"] = joint_vs_separate(args.joint, args.checkpoint, shape, params)
+        for name, row in figures["joint_vs_separate"].items():
+            print(f"{name:>8}: partner F1 {row['partner_f1']:.3f}, cleft F1 {row['cleft_f1']:.3f}, "
+                  f"VOI sum {row['voi_sum_threshold_0_5']:.3f}, ARAND {row['arand_threshold_0_5']:.3f} (threshold 0.5)")
     if args.fib25_gallery:
         figures["fib25"] = fib25_gallery(args.fib25_gallery, args.checkpoint, params)
         print(f"FIB-25: {figures['fib25']['detected']} synapses detected; gallery {args.fib25_gallery}")

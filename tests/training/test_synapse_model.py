@@ -188,3 +188,17 @@ def test_init_from_copies_the_matching_tensors_of_another_model(tmp_path):
     other = UNet3d(ModelConfig(widths=(6, 10), downsample=((2, 2, 2),)))
     with pytest.raises(ValueError, match="has another trunk"):
         initialise_from(other, str(tmp_path / "b.pt"))
+
+
+def test_one_network_with_both_heads_trains_and_predicts_six_channels(tmp_path, synthetic):
+    from training.predict import predict_volume
+    from training.train import train
+
+    paths = _write_volume(tmp_path, synthetic)
+    (tmp_path / "j.toml").write_text(_config_text(paths, tmp_path / "joint", outputs='["affinities", "synapses"]'))
+    record = train(load_config(str(tmp_path / "j.toml")), progress=False)
+    assert {"val_affinity_f1", "val_cleft_f1", "val_pre_side_f1", "val_post_side_f1"} <= set(record)
+    out = predict_volume(str(tmp_path / "joint" / "model.pt"), open_volume(paths["raw"]), str(tmp_path / "p.zarr"),
+                         scheduler="sync", progress=False)
+    assert out.num_channels == 6 and out.attrs["channels"][3:] == ["cleft", "pre_side", "post_side"]
+    assert out.attrs["affinity_offsets"] == [[-1, 0, 0], [0, -1, 0], [0, 0, -1]]
