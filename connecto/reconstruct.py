@@ -258,6 +258,8 @@ def _predict_stage(config: ReconstructConfig, record: _RunRecord, stage: str, ch
     params = {"checkpoint": checkpoint, "checkpoint_sha1": _file_identity(checkpoint), "context": config.context,
               "block_shape": config.predict_block_shape, "autocast": config.autocast}
     fp = _fingerprint(upstream, stage, params)
+    if config.scheduler is None:  # the default: torch on threads beats the local process cluster (#5)
+        engine = {**engine, "scheduler": "threads"}
     if not record.is_done(stage, fp):
         echo(f"{stage.replace('_', ' ')}: with {os.path.basename(checkpoint)}")
         overwrite = record.changed(stage, fp)

@@ -43,7 +43,9 @@ def _predict_options(fn):
 @click.argument("out")
 @_predict_options
 def predict(checkpoint, raw, out, context, chunk_shape, fp32, scheduler, workers, block_shape, overwrite, progress):
-    """Predict affinities of the volume RAW with CHECKPOINT into OUT (uint8, one channel per offset)."""
+    """Predict the volume RAW with CHECKPOINT into OUT (uint8): affinities (one channel per offset), or
+    cleft / pre side / post side for a synapse model. Runs on threads unless --scheduler names a cluster
+    ('local' for a local process cluster)."""
     from chunks import open_volume
     from training.predict import predict_volume
 
