@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .config import Config, config_to_dict
+from .config import SYNAPSE_CHANNELS, Config, config_to_dict
 from .data import Prefetcher, load_volume, make_batch
 
 logger = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ def head_metrics(model_config, probabilities: np.ndarray, target: np.ndarray, ma
         out["val_affinity_f1"] = affinity_f1(probabilities[sl], target[sl], mask[sl])
     if "synapses" in model_config.outputs:
         first = model_config.channels_of("synapses").start
-        for i, name in enumerate(("cleft", "pre_side", "post_side")):
+        for i, name in enumerate(SYNAPSE_CHANNELS):
             sl = (slice(None), first + i)
             out[f"val_{name}_f1"] = foreground_f1(probabilities[sl], target[sl], mask[sl])
     return out

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from chunks import Coordinate, Roi, Volume, run_blockwise
+from training.config import SYNAPSE_CHANNELS as MODEL_SYNAPSE_CHANNELS
 
 logger = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ def synapses_block(params: DetectParams, volume_roi: Roi, voxel_size_nm, out_dir
     _write_table(table, out_dir, f"synapses-{block.name}.parquet")
 
 
-SYNAPSE_CHANNELS = ["cleft", "pre_side", "post_side"]
+SYNAPSE_CHANNELS = list(MODEL_SYNAPSE_CHANNELS)  # what a synapse model predicts (training.config)
 
 
 def check_prediction(prediction: Volume) -> None:
