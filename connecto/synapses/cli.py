@@ -67,6 +67,8 @@ def synapses(volumes, threshold, min_size, dilation_nm, post_fraction,
         raise click.UsageError(f"expected PREDICTION FRAGMENTS OUT_TABLE (or CLEFT_PROB SIDES FRAGMENTS OUT_TABLE), "
                                f"got {len(volumes)} argument(s)")
 
+    if clefts_out and sides is not None:
+        raise click.UsageError("--clefts-out needs a synapse model's PREDICTION (not CLEFT_PROB SIDES)")
     try:
         params = DetectParams(threshold=threshold, min_size=min_size, dilation_nm=dilation_nm,
                               post_fraction=post_fraction, max_extent_nm=max_extent_nm)
@@ -83,8 +85,6 @@ def synapses(volumes, threshold, min_size, dilation_nm, post_fraction,
         raise click.ClickException(str(exc)) from None
     table.to_parquet(out_table, index=False)
     if clefts_out:
-        if sides is not None:
-            raise click.UsageError("--clefts-out needs a synapse model's PREDICTION (not CLEFT_PROB SIDES)")
         write_cleft_volume(open_volume(cleft_prob), table, clefts_out, params=params, block_shape=block_shape,
                            scheduler=scheduler, num_workers=workers, overwrite=overwrite, progress=progress)
     click.echo(json.dumps({"table": out_table, "synapses": int(table["id"].nunique()), "rows": len(table),

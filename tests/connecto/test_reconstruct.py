@@ -168,3 +168,6 @@ def test_bad_reconstruct_config(tmp_path):
     np.save(tmp_path / "stack.npy", np.zeros((8, 8, 8), np.uint8))
     with pytest.raises(ValueError, match="is not a volume; give voxel_size_nm"):
         reconstruct(load_reconstruct_config(str(tmp_path / "d.toml")), progress=False)
+    (tmp_path / "e.toml").write_text('raw = "x"\nrun_dir = "r"\ncheckpoint = "m.pt"\nsynapse_params = { colour = 1 }\n')
+    with pytest.raises(ValueError, match=r"synapse_params: .*colour.*known keys: \['threshold', 'min_size'"):
+        load_reconstruct_config(str(tmp_path / "e.toml"))

@@ -63,6 +63,11 @@ def test_synapses_command_takes_a_synapse_prediction_and_writes_clefts(run):
     pd.testing.assert_frame_equal(table, pd.read_parquet(table_path))
     clefts = open_volume(str(tmp / "clefts.zarr")).read()
     assert {int(i) for i in np.unique(clefts)} - {0} == {int(i) for i in table["id"]}
+    result = CliRunner().invoke(synapses, [str(tmp / "prob.zarr"), str(tmp / "sides.zarr"), str(tmp / "frags.zarr"),
+                                           str(tmp / "two.parquet"), "--clefts-out", str(tmp / "c2.zarr"),
+                                           "--scheduler", "sync", "--no-progress"])
+    assert result.exit_code == 2 and "--clefts-out needs a synapse model's PREDICTION" in result.output
+    assert not (tmp / "two.parquet").exists()  # refused before any work
     result = CliRunner().invoke(synapses, [str(tmp / "pred.zarr"), out, "--scheduler", "sync"])
     assert result.exit_code == 2 and "expected PREDICTION FRAGMENTS OUT_TABLE" in result.output
 
