@@ -16,15 +16,14 @@ process per block shape, on the same volume on disk.
 
 With a reconstruction run of the FIB-25 volume (``connecto reconstruct
 configs/reconstruct-fib25.toml``; ``--fib25-run``), it also times mean agglomeration of
-that run's region graph (hundreds of thousands of fragments, long chains of merges), with
-its rounds, beside waterz on the run's own affinities and fragments.
+that run's region graph (hundreds of thousands of fragments, long chains of merges),
+beside waterz on the run's own affinities and fragments.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -171,19 +170,6 @@ def run_mwatershed(affs, gt, bias=0.5):
 
 # --- a real region graph: the FIB-25 reconstruction run -----------------------------------
 
-class _Rounds(logging.Handler):
-    """Catches the number of rounds that agglomerate_mean logs."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.rounds = None
-
-    def emit(self, record):
-        message = record.getMessage()
-        if message.startswith("mean agglomeration:"):
-            self.rounds = int(message.split(",")[-1].split()[0])
-
-
 def run_region_graph(run_dir: Path, max_scores, skip_waterz: bool) -> dict:
     """Mean agglomeration of a run's region graph (per max_score), and waterz on its affinities + fragments."""
     from chunks import open_volume
@@ -192,19 +178,11 @@ def run_region_graph(run_dir: Path, max_scores, skip_waterz: bool) -> dict:
 
     edges, fragments = read_edges(str(run_dir)), read_fragments(str(run_dir))
     result = {"run": str(run_dir), "fragments": len(fragments), "edges": len(edges), "connecto": []}
-    catcher, logger = _Rounds(), logging.getLogger("connecto.segment.agglomerate")
-    logger.addHandler(catcher)
-    level = logger.level
-    logger.setLevel(logging.DEBUG)
-    try:
-        for max_score in max_scores:
-            start = time.perf_counter()
-            history = agglomerate_mean(edges, fragments, max_score=max_score)
-            result["connecto"].append({"max_score": max_score, "seconds": time.perf_counter() - start,
-                                       "rounds": catcher.rounds, "merges": len(history.merges)})
-    finally:
-        logger.removeHandler(catcher)
-        logger.setLevel(level)
+    for max_score in max_scores:
+        start = time.perf_counter()
+        history = agglomerate_mean(edges, fragments, max_score=max_score)
+        result["connecto"].append({"max_score": max_score, "seconds": time.perf_counter() - start,
+                                   "merges": len(history.merges)})
     if not skip_waterz:
         import waterz
 
@@ -223,7 +201,7 @@ def report_region_graph(result: dict) -> None:
     print(f"\nregion graph of {result['run']} ({result['fragments']} fragments, {result['edges']} edges):")
     for row in result["connecto"]:
         print(f"  connecto mean agglomeration, max_score {row['max_score']:.2f}: {row['seconds']:.2f} s, "
-              f"{row['rounds']} rounds, {row['merges']} merges")
+              f"{row['merges']} merges")
     for row in result.get("waterz", []):
         print(f"  waterz on the run's affinities and fragments (region graph included), threshold "
               f"{row['threshold']:.2f}: {row['seconds']:.2f} s")

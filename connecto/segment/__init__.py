@@ -7,7 +7,7 @@ blockwise wrapper in :mod:`connecto.segment.blockwise`:
 - :mod:`.fragments`: seam-free watershed on affinities (and scikit-image / mutex baselines)
 - :mod:`.region_graph`: contacts and affinity statistics between touching fragments
 - :mod:`.agglomerate`: mean-affinity hierarchy (waterz semantics), mutex watershed on the graph
-- :mod:`.mean_rounds`, :mod:`.adjacency`: the merge rounds behind the mean hierarchy, and their graph
+- :mod:`.greedy`: the compiled priority queue behind the mean hierarchy
 - :mod:`.relabel`: a fragment -> segment mapping applied to voxels (fastremap)
 - :mod:`.evaluate`: VOI split/merge, adapted Rand error, worst objects
 

@@ -7,14 +7,11 @@ contacts are the union of its parts' (sums and areas add). Each merge is recorde
 is the connected components of the merges with ``score <= t`` (waterz stops at
 ``score >= t``, so the two agree except at a score equal to ``t``).
 
-It runs without a per-edge Python loop: mean affinity is a *reducible* linkage (a merged
-contact's mean lies between its parts' means), so the greedy order is reproduced by
-rounds that each make every merge no other merge can come before (reciprocal best pairs
-and more, see :mod:`connecto.segment.mean_rounds`), each round evaluated only where the
-last one changed the graph. Scores are exact rationals of integer sums (uint8
-affinities), and ties are broken by fragment *anchors* (see
-:func:`connecto.segment.fragments.fragment_table`), not by ids, so a blockwise run and a
-single-block run make the same merges.
+Ties between equal scores go to the contact whose first pair of fragment *anchors*
+(see :func:`connecto.segment.fragments.fragment_table`) is smallest, not to ids, so a
+blockwise run and a single-block run make the same merges; scores are exact rationals of
+integer sums (uint8 affinities). The merges come from a compiled priority queue
+(:mod:`connecto.segment.greedy`).
 
 Edges flagged ``linked`` (pieces of one watershed basin cut by a block face) are joined
 first, with score ``LINK_SCORE`` (below every threshold).
@@ -203,20 +200,16 @@ def agglomerate_mean(edges: pd.DataFrame, fragments: pd.DataFrame | None = None,
     >>> agglomerate_mean(edges).merges.to_dict("list")
     {'u': [1, 1], 'v': [2, 3], 'score': [0.1, 0.8]}
     """
-    from .adjacency import Rows
-    from .mean_rounds import mean_rounds
+    from .greedy import greedy_mean
 
     g = _compact(edges, fragments)
     parent, links = _join_links(g)
-    rows = Rows.build(g.ids.size, *_joined_edges(g, parent))
-    ids, key = g.ids, g.key
-    del g, parent  # the rows hold the graph from here on
-    root, absorbed, score, rounds = mean_rounds(rows, key, max_score)
-    logger.debug("mean agglomeration: %d nodes, %d rounds", ids.size, rounds)
-    merges = pd.DataFrame({"u": ids[root], "v": ids[absorbed], "score": score})
-    merges = merges.iloc[np.argsort(merges["score"].to_numpy(), kind="stable")]
-    merges = pd.concat([links, merges], ignore_index=True)
-    return MergeHistory(merges.astype({"u": np.uint64, "v": np.uint64, "score": np.float64}), ids)
+    u, v, total, area = _joined_edges(g, parent)
+    root, absorbed, score = greedy_mean(g.ids.size, u, v, total, area, g.key, max_score)
+    logger.debug("mean agglomeration: %d nodes, %d merges", g.ids.size, root.size)
+    merges = pd.DataFrame({"u": g.ids[root], "v": g.ids[absorbed], "score": score})
+    merges = pd.concat([links, merges], ignore_index=True)  # greedy merges come in score order
+    return MergeHistory(merges.astype({"u": np.uint64, "v": np.uint64, "score": np.float64}), g.ids)
 
 
 def mutex_watershed(edges: pd.DataFrame, fragments: pd.DataFrame | None = None, *,
