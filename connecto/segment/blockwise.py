@@ -184,9 +184,14 @@ def compute_region_graph(affs: Volume, fragments: Volume, run_dir: str, *, param
                   num_workers=num_workers, overwrite=overwrite, progress=progress)
 
 
-def agglomerate_run(run_dir: str, params: SegmentParams = SegmentParams()) -> MergeHistory:
-    """Agglomerate the run's merged graph; writes the merge history and the fragment ids."""
-    edges, fragments = read_edges(run_dir), read_fragments(run_dir)
+def agglomerate_run(run_dir: str, params: SegmentParams = SegmentParams(), *, edges: pd.DataFrame | None = None,
+                    fragments: pd.DataFrame | None = None) -> MergeHistory:
+    """Agglomerate the run's merged graph; writes the merge history and the fragment ids.
+
+    ``edges``, ``fragments``: the run's tables if already read (``read_edges(run_dir, GRAPH_COLUMNS)``).
+    """
+    edges = read_edges(run_dir, GRAPH_COLUMNS) if edges is None else edges
+    fragments = read_fragments(run_dir) if fragments is None else fragments
     duplicated = edges.duplicated(["u", "v"])
     if duplicated.any():
         raise RuntimeError(f"{int(duplicated.sum())} edges of {run_dir} are owned by more than one block; "
@@ -206,21 +211,27 @@ def read_history(run_dir: str) -> MergeHistory:
     return MergeHistory(merges, ids)
 
 
-def final_mapping(run_dir: str, history: MergeHistory, threshold: float, params: SegmentParams) -> pd.DataFrame:
+def final_mapping(run_dir: str, history: MergeHistory, threshold: float, params: SegmentParams, *,
+                  edges: pd.DataFrame | None = None, fragments: pd.DataFrame | None = None) -> pd.DataFrame:
     """Fragment -> segment at ``threshold``, with small segments absorbed (``params.min_size``)."""
     mapping = history.mapping(threshold)
     if params.min_size > 0:
         from .small import absorb_small
 
-        mapping = absorb_small(mapping, read_edges(run_dir), read_fragments(run_dir), params.min_size)
+        edges = read_edges(run_dir, GRAPH_COLUMNS) if edges is None else edges
+        fragments = read_fragments(run_dir) if fragments is None else fragments
+        mapping = absorb_small(mapping, edges, fragments, params.min_size)
     return mapping
 
 
 def write_mapping(run_dir: str, history: MergeHistory, threshold: float,
-                  params: SegmentParams = SegmentParams()) -> str:
-    """Write the fragment -> segment mapping at ``threshold``; returns its path."""
+                  params: SegmentParams = SegmentParams(), **tables) -> str:
+    """Write the fragment -> segment mapping at ``threshold``; returns its path.
+
+    ``tables``: ``edges`` and ``fragments`` if already read (see :func:`final_mapping`).
+    """
     name = f"mapping-{threshold:.4f}.parquet"
-    _write_table(final_mapping(run_dir, history, threshold, params), run_dir, "agglomeration", name)
+    _write_table(final_mapping(run_dir, history, threshold, params, **tables), run_dir, "agglomeration", name)
     return _join(run_dir, "agglomeration", name)
 
 
@@ -277,7 +288,8 @@ def segment(affinities, run_dir: str, *, thresholds=(0.5,), ground_truth=None, p
     compute_region_graph(affs, fragments, run_dir, params=params, **engine)
     seconds["region_graph"] = time.perf_counter() - start
     start = time.perf_counter()
-    history = agglomerate_run(run_dir, params)
+    tables = {"edges": read_edges(run_dir, GRAPH_COLUMNS), "fragments": read_fragments(run_dir)}
+    history = agglomerate_run(run_dir, params, **tables)
     seconds["agglomerate"] = time.perf_counter() - start
     result = SegmentResult(run_dir, fragments, history, seconds=seconds)
     thresholds = list(thresholds)
@@ -288,7 +300,7 @@ def segment(affinities, run_dir: str, *, thresholds=(0.5,), ground_truth=None, p
         seconds["evaluate"] = time.perf_counter() - start
     if write_segmentation and len(thresholds) == 1:
         start = time.perf_counter()
-        mapping_path = write_mapping(run_dir, history, thresholds[0], params)
+        mapping_path = write_mapping(run_dir, history, thresholds[0], params, **tables)
         result.segmentation = relabel_volume(fragments, mapping_path, _join(run_dir, "segmentation"),
                                              id_stride=block_shape.prod(), **{**engine, "overwrite": True})
         seconds["relabel"] = time.perf_counter() - start
@@ -321,12 +333,18 @@ def evaluate_thresholds(fragments: Volume, gt, history: MergeHistory, thresholds
 
 # --- tables -------------------------------------------------------------------------
 
-def read_edges(run_dir: str) -> pd.DataFrame:
-    """All edges of a run, one table (each edge is owned by one block)."""
+# the edge columns that agglomeration and absorbing small segments use: reading only these
+# is 4x faster than reading every statistic (FIB-25: 0.5 s instead of 1.9 s for 3.7M edges)
+GRAPH_COLUMNS = ("u", "v", "contact_area", "affinity_sum", "linked")
+
+
+def read_edges(run_dir: str, columns=None) -> pd.DataFrame:
+    """All edges of a run, one table sorted by (u, v) (each edge is owned by one block); ``columns``: a subset."""
     from .region_graph import empty_edge_table, merge_edge_tables
 
-    tables = _read_tables(run_dir, "graph", "edges-*.parquet")
-    return merge_edge_tables(tables) if tables else empty_edge_table()
+    tables = _read_tables(run_dir, "graph", "edges-*.parquet", columns)
+    table = merge_edge_tables(tables) if tables else empty_edge_table()
+    return table if columns is None else table[list(columns)]
 
 
 def read_fragments(run_dir: str) -> pd.DataFrame:
@@ -336,14 +354,14 @@ def read_fragments(run_dir: str) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True) if tables else empty_fragment_table()
 
 
-def _read_tables(run_dir: str, folder: str, pattern: str) -> list[pd.DataFrame]:
+def _read_tables(run_dir: str, folder: str, pattern: str, columns=None) -> list[pd.DataFrame]:
     url = parse_url(run_dir)
     fs = filesystem(url)
     paths = sorted(fs.glob(url.join(folder, pattern)))
     tables = []
     for path in paths:
         with fs.open(path, "rb") as f:
-            tables.append(pd.read_parquet(f))
+            tables.append(pd.read_parquet(f, columns=None if columns is None else list(columns)))
     return tables
 
 
