@@ -5,8 +5,9 @@ dependencies), so it imports ``training.checkpoint`` and ``training.unet`` alone
 shipped checkpoint it runs one forward pass of the same random-EM-like input on the CPU
 (float32) and on the GPU (float32 and bf16 autocast, as ``training.predict.forward``
 does) and reports the largest probability difference; then times the bf16 forward of a
-``--shape`` block on the GPU and on the CPU (every core), and a training step (forward,
-BCE, backward, AdamW) on each.
+``--shape`` block on the GPU (in the default and in the channels-last layout that
+prediction and training use) and on the CPU (every core, channels-last), and a training
+step (forward, BCE, backward, AdamW) on each.
 
     python benchmarks/gpu_forward.py [--shape 128,256,256] [--json PATH]
 """
@@ -28,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from training.checkpoint import build_model, load_checkpoint  # noqa: E402
+from training.unet import fast_layout  # noqa: E402
 
 CHECKPOINTS = ("fib25_affinities.pt", "synthetic_affinities.pt", "synthetic_synapses.pt")
 
@@ -71,16 +73,19 @@ def main() -> None:
         diff_bf16 = float((forward(model_gpu, gpu, small, autocast=True) - reference).abs().max())
         x = torch.from_numpy(rng.normal(0, 1, (1, 1, *shape)).astype(np.float32))
         voxels = float(np.prod(shape))
+        gpu_plain_s = timed(lambda: forward(model_gpu, gpu, x, True), args.repeats, sync_gpu)
+        model_gpu = fast_layout(model_gpu)
         gpu_s = timed(lambda: forward(model_gpu, gpu, x, True), args.repeats, sync_gpu)
-        model_cpu = model.to(cpu)
+        model_cpu = fast_layout(model.to(cpu))
         cpu_s = timed(lambda: forward(model_cpu, cpu, x, True), 1, sync_cpu)
         row = {"max_abs_diff_gpu_fp32_vs_cpu_fp32": round(diff_fp32, 5),
                "max_abs_diff_gpu_bf16_vs_cpu_fp32": round(diff_bf16, 5),
+               "gpu_bf16_forward_default_layout_mvox_per_s": round(voxels / gpu_plain_s / 1e6, 2),
                "gpu_bf16_forward_mvox_per_s": round(voxels / gpu_s / 1e6, 2),
                "cpu_bf16_forward_mvox_per_s": round(voxels / cpu_s / 1e6, 3),
                "ratio_gpu_vs_cpu_forward": round(cpu_s / gpu_s, 1)}
         for label, device, sync, repeats in (("gpu", gpu, sync_gpu, args.repeats), ("cpu", cpu, sync_cpu, 1)):
-            model = model.to(device).train()
+            model = fast_layout(model.to(device)).train()
             optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             patch = torch.from_numpy(rng.normal(0, 1, (1, 1, 64, 128, 128)).astype(np.float32)).to(device)
 
@@ -97,10 +102,11 @@ def main() -> None:
         row["ratio_gpu_vs_cpu_train_step"] = round(row["cpu_train_step_ms"] / row["gpu_train_step_ms"], 1)
         figures["models"][name] = row
     print(f"GPU {figures['gpu']} vs CPU {figures['cpu']}, torch {figures['torch']}, forward of {shape}:")
-    print(f"  {'model':<26} {'diff fp32':>9} {'diff bf16':>9} {'GPU Mvox/s':>10} {'CPU Mvox/s':>10} "
+    print(f"  {'model':<26} {'diff fp32':>9} {'diff bf16':>9} {'GPU NCDHW':>10} {'GPU Mvox/s':>10} {'CPU Mvox/s':>10} "
           f"{'x':>6} {'GPU step ms':>11} {'CPU step ms':>11} {'x':>6}")
     for name, r in figures["models"].items():
         print(f"  {name:<26} {r['max_abs_diff_gpu_fp32_vs_cpu_fp32']:9.5f} {r['max_abs_diff_gpu_bf16_vs_cpu_fp32']:9.5f} "
+              f"{r['gpu_bf16_forward_default_layout_mvox_per_s']:10.2f} "
               f"{r['gpu_bf16_forward_mvox_per_s']:10.2f} {r['cpu_bf16_forward_mvox_per_s']:10.3f} "
               f"{r['ratio_gpu_vs_cpu_forward']:6.1f} {r['gpu_train_step_ms']:11.1f} {r['cpu_train_step_ms']:11.1f} "
               f"{r['ratio_gpu_vs_cpu_train_step']:6.1f}")

@@ -37,10 +37,12 @@ def _cached_model(checkpoint: str, mtime: float, threads: int | None):
 
     if threads:
         torch.set_num_threads(threads)
+    from .unet import fast_layout
+
     state = load_checkpoint(checkpoint)
     model = build_model(state).eval()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device), device
+    return fast_layout(model.to(device)), device
 
 
 def forward(model, device, raw: np.ndarray, autocast: bool = True) -> np.ndarray:
@@ -51,7 +53,7 @@ def forward(model, device, raw: np.ndarray, autocast: bool = True) -> np.ndarray
     with torch.inference_mode():
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(x)
-        return torch.sigmoid(logits.float())[0].cpu().numpy()
+        return torch.sigmoid(logits.float())[0].contiguous().cpu().numpy()  # (c, z, y, x) in C order
 
 
 def to_uint8(probabilities: np.ndarray) -> np.ndarray:

@@ -88,7 +88,7 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
     """
     import torch
 
-    from .unet import UNet3d, crop_to, parameter_count
+    from .unet import UNet3d, crop_to, fast_layout, parameter_count
 
     tc, mc = config.train, config.model
     if tc is None:
@@ -101,7 +101,7 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
         json.dump(config_to_dict(config), f, indent=1)
     torch.manual_seed(tc.seed)
     device, autocast_dtype = device_and_autocast(tc.mixed_precision)
-    model = UNet3d(mc).to(device)
+    model = fast_layout(UNet3d(mc).to(device))
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
     start_step = 0
     resume_from = latest_checkpoint(tc.out_dir)

@@ -68,6 +68,14 @@ class UNet3d(nn.Module):
         return self.head(x)
 
 
+def fast_layout(model: nn.Module) -> nn.Module:
+    """``model`` with its weights in channels-last memory (NDHWC), where oneDNN runs 3D convolutions
+    about twice as fast (measured on 2 CPU cores, FIB-25 model: a 252^3 bf16 forward 3.7 s instead
+    of 7.7 s, a training step 0.61 s instead of 1.25 s). Results are equal up to rounding; inputs
+    and outputs keep their shapes (a one-channel input is already in this layout)."""
+    return model.to(memory_format=torch.channels_last_3d)
+
+
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -192,9 +192,10 @@ def agglomerate_run(run_dir: str, params: SegmentParams = SegmentParams(), *, ed
     """
     edges = read_edges(run_dir, GRAPH_COLUMNS) if edges is None else edges
     fragments = read_fragments(run_dir) if fragments is None else fragments
-    duplicated = edges.duplicated(["u", "v"])
-    if duplicated.any():
-        raise RuntimeError(f"{int(duplicated.sum())} edges of {run_dir} are owned by more than one block; "
+    u, v = edges["u"].to_numpy(), edges["v"].to_numpy()  # sorted by (u, v): duplicates are neighbours
+    duplicated = int(np.count_nonzero((u[1:] == u[:-1]) & (v[1:] == v[:-1])))
+    if duplicated:
+        raise RuntimeError(f"{duplicated} edges of {run_dir} are owned by more than one block; "
                            "rerun the region graph with --overwrite")
     if params.method == "mutex":
         history = mutex_watershed(edges, fragments, bias=params.bias)
