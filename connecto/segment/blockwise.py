@@ -6,7 +6,8 @@ Layout of a run directory ``OUT`` (a local path or a bucket URL):
 - ``OUT/graph/fragments-<block>.parquet``: fragment table of each block;
 - ``OUT/graph/edges-<block>.parquet``: region-graph edges owned by each block;
 - ``OUT/agglomeration/merge_history.parquet``: merges ``(u, v, score)`` in order, and
-  ``OUT/agglomeration/fragment_ids.parquet``: every fragment id;
+  ``OUT/agglomeration/fragment_ids.parquet``: every fragment id; ``history.json``, written
+  after both, names the parameters and graph they came from (a rerun reuses them);
 - ``OUT/agglomeration/mapping-<threshold>.parquet``: fragment -> segment at a threshold;
 - ``OUT/segmentation``: the relabelled Volume for one threshold (when asked for);
 - ``OUT/segment.json``: parameters and timings (``run.json`` is the pipeline's).
@@ -14,12 +15,15 @@ Layout of a run directory ``OUT`` (a local path or a bucket URL):
 Two passes over voxels: fragments (context 2 voxels), then the region graph (context
 2 voxels, reading the fragments of the neighbouring blocks). Agglomeration runs on the
 merged graph, which is small beside the volume. Every block's outputs derive from the
-block alone, so reruns resume and a block written twice writes the same bytes.
+block alone, so reruns resume and a block written twice writes the same bytes. A rerun
+also reuses a finished merge history of the same parameters and graph, and the relabel
+resumes when the mapping is the same bytes as before.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from chunks import Coordinate, Roi, Volume, create_volume, open_volume, run_blockwise
-from chunks.fs import filesystem, write_json
+from chunks.fs import filesystem, read_json, write_json
+from chunks.errors import IncompatibleVolumeError
 from chunks.urls import parse_url
 
 from .affinities import AffinityError, as_uint8_affinities
@@ -203,7 +208,26 @@ def agglomerate_run(run_dir: str, params: SegmentParams = SegmentParams(), *, ed
         history = agglomerate_mean(edges, fragments, max_score=params.max_score)
     _write_table(history.merges, run_dir, "agglomeration", "merge_history.parquet")
     _write_table(pd.DataFrame({"id": history.fragment_ids}), run_dir, "agglomeration", "fragment_ids.parquet")
+    write_json(parse_url(_join(run_dir, "agglomeration")), HISTORY_RECORD, _history_source(params, edges, fragments))
     return history
+
+
+HISTORY_RECORD = "history.json"
+
+
+def _history_source(params: SegmentParams, edges: pd.DataFrame, fragments: pd.DataFrame) -> dict:
+    """What a merge history depends on: the agglomeration parameters and the graph's size."""
+    return {"method": params.method, "max_score": params.max_score, "bias": params.bias,
+            "edges": len(edges), "fragments": len(fragments)}
+
+
+def finished_history(run_dir: str, params: SegmentParams, edges: pd.DataFrame,
+                     fragments: pd.DataFrame) -> MergeHistory | None:
+    """The run's merge history if one was finished for these parameters and this graph, else None."""
+    if read_json(parse_url(_join(run_dir, "agglomeration")), HISTORY_RECORD) != _history_source(params, edges,
+                                                                                                   fragments):
+        return None
+    return read_history(run_dir)
 
 
 def read_history(run_dir: str) -> MergeHistory:
@@ -242,10 +266,17 @@ def relabel_volume(fragments: Volume, mapping_path: str, out_url: str, *, id_str
     block_shape = Coordinate(block_shape) if block_shape else fragments.chunk_shape
     out = create_volume(out_url, fragments.shape, np.uint64, fragments.voxel_size_nm, offset=fragments.offset,
                         chunk_shape=fragments.chunk_shape, overwrite=overwrite, layer_type="segmentation")
-    run_blockwise(functools.partial(relabel_block, mapping_path, id_stride), fragments.roi, block_shape,
-                  task="relabel", inputs={"fragments": fragments}, outputs={"segmentation": out},
-                  params={"mapping": mapping_path}, scheduler=scheduler, num_workers=num_workers,
-                  overwrite=True, progress=progress)
+    url = parse_url(mapping_path)
+    with filesystem(url).open(url.path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    stage = functools.partial(run_blockwise, functools.partial(relabel_block, mapping_path, id_stride), fragments.roi,
+                              block_shape, task="relabel", inputs={"fragments": fragments},
+                              outputs={"segmentation": out}, params={"mapping": mapping_path, "sha256": digest},
+                              scheduler=scheduler, num_workers=num_workers, progress=progress)
+    try:  # the same mapping as before: finished blocks stay
+        stage(overwrite=overwrite)
+    except IncompatibleVolumeError:  # another mapping: every block again
+        stage(overwrite=True)
     return out
 
 
@@ -290,7 +321,9 @@ def segment(affinities, run_dir: str, *, thresholds=(0.5,), ground_truth=None, p
     seconds["region_graph"] = time.perf_counter() - start
     start = time.perf_counter()
     tables = {"edges": read_edges(run_dir, GRAPH_COLUMNS), "fragments": read_fragments(run_dir)}
-    history = agglomerate_run(run_dir, params, **tables)
+    history = finished_history(run_dir, params, **tables)
+    if history is None:
+        history = agglomerate_run(run_dir, params, **tables)
     seconds["agglomerate"] = time.perf_counter() - start
     result = SegmentResult(run_dir, fragments, history, seconds=seconds)
     thresholds = list(thresholds)
@@ -303,7 +336,7 @@ def segment(affinities, run_dir: str, *, thresholds=(0.5,), ground_truth=None, p
         start = time.perf_counter()
         mapping_path = write_mapping(run_dir, history, thresholds[0], params, **tables)
         result.segmentation = relabel_volume(fragments, mapping_path, _join(run_dir, "segmentation"),
-                                             id_stride=block_shape.prod(), **{**engine, "overwrite": True})
+                                             id_stride=block_shape.prod(), **engine)
         seconds["relabel"] = time.perf_counter() - start
     write_json(parse_url(run_dir), "segment.json", {
         "params": asdict(params), "block_shape": list(block_shape), "thresholds": thresholds,

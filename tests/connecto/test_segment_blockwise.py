@@ -1,5 +1,7 @@
 """The blockwise pipeline: seam-free at any block size, resumable, and refusing bad input."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,7 +9,8 @@ from scipy.spatial import cKDTree
 
 from chunks import BlockFailedError, create_volume
 from connecto.segment.affinities import AffinityError, affinities_from_labels
-from connecto.segment.blockwise import SegmentParams, read_edges, read_fragments, read_history, segment
+from connecto.segment.blockwise import (GRAPH_COLUMNS, SegmentParams, agglomerate_run, read_edges, read_fragments,
+                                       read_history, segment)
 from connecto.segment.evaluate import evaluate
 
 
@@ -59,6 +62,19 @@ def test_fragment_ids_come_from_block_ranges_and_edges_have_one_owner(affinities
     assert set(edges["u"]) | set(edges["v"]) <= set(fragments["id"])
 
 
+def test_graph_columns_are_read_alone_and_an_edge_with_two_owners_is_refused(affinities, tmp_path):
+    run(affinities, tmp_path, (16, 32, 32), write_segmentation=False)
+    full = read_edges(str(tmp_path))
+    some = read_edges(str(tmp_path), GRAPH_COLUMNS)
+    assert list(some.columns) == list(GRAPH_COLUMNS)
+    pd.testing.assert_frame_equal(some, full[list(GRAPH_COLUMNS)])
+    # a stale table of another block size left beside the others: edges owned twice
+    first = sorted((tmp_path / "graph").glob("edges-*.parquet"))[0]
+    shutil.copy(first, tmp_path / "graph" / "edges-stale.parquet")
+    with pytest.raises(RuntimeError, match="owned by more than one block; rerun the region graph with --overwrite"):
+        agglomerate_run(str(tmp_path))
+
+
 def test_thresholds_are_evaluated_from_one_table(affinities, labels, tmp_path):
     result = run(affinities, tmp_path, (32, 32, 32), thresholds=[0.2, 0.5, 0.8], ground_truth=labels)
     table = result.evaluations
@@ -76,6 +92,41 @@ def test_a_rerun_resumes_and_gives_the_same_result(affinities, tmp_path):
     first = run(affinities, tmp_path, (32, 32, 32)).segmentation.read()
     second = run(affinities, tmp_path, (32, 32, 32)).segmentation.read()
     assert np.array_equal(first, second)
+
+
+def test_a_crash_in_relabel_keeps_the_merge_history_and_the_finished_blocks(affinities, tmp_path, monkeypatch):
+    from connecto.segment import blockwise
+
+    reference = run(affinities, tmp_path / "reference", (16, 32, 32)).segmentation.read()
+    real_relabel = blockwise.relabel_block
+    relabelled = []
+
+    def crash_in_the_last_block(mapping_path, id_stride, block, inputs):
+        if block.block_id == 11:  # 12 blocks: the other 11 finish
+            raise RuntimeError("killed")
+        relabelled.append(block.block_id)
+        return real_relabel(mapping_path, id_stride, block, inputs)
+
+    monkeypatch.setattr(blockwise, "relabel_block", crash_in_the_last_block)
+    with pytest.raises(BlockFailedError):
+        run(affinities, tmp_path / "run", (16, 32, 32))
+    assert len(relabelled) == 11
+
+    def agglomerate_again(*args, **kwargs):
+        raise AssertionError("the finished merge history must be reused")
+
+    monkeypatch.setattr(blockwise, "agglomerate_run", agglomerate_again)
+    monkeypatch.setattr(blockwise, "relabel_block", lambda *args: relabelled.append(args[2].block_id) or
+                        real_relabel(*args))
+    resumed = run(affinities, tmp_path / "run", (16, 32, 32))
+    assert relabelled[11:] == [11]  # only the block that had not finished
+    assert np.array_equal(resumed.segmentation.read(), reference)
+    # another threshold: the same history, a new mapping, every block relabelled
+    other = run(affinities, tmp_path / "run", (16, 32, 32), thresholds=[0.2]).segmentation.read()
+    assert len(relabelled) == 12 + 12
+    monkeypatch.undo()
+    expected = run(affinities, tmp_path / "fresh", (16, 32, 32), thresholds=[0.2]).segmentation.read()
+    assert np.array_equal(other, expected) and not np.array_equal(other, reference)
 
 
 def test_an_empty_volume_gives_empty_outputs(tmp_path):
