@@ -56,3 +56,16 @@ def plan_blocks(total_roi: Roi, block_shape, context=(0, 0, 0), read_bounds: Roi
         read_roi = write_roi.grow(context).intersect(bounds)
         blocks.append(Block(index, block_id, write_roi, read_roi))
     return blocks
+
+
+def default_block_shape(shape, chunk_shape, edge: int = 128) -> Coordinate:
+    """About ``edge`` voxels per axis, a whole number of chunks, at most the volume (rounded up to chunks).
+
+    Blocks of several chunks keep the context a small share of what a block reads (a
+    block of one 64^3 chunk with 2 voxels of context decodes 8 chunks).
+
+    >>> default_block_shape((250, 250, 40), (64, 64, 64))
+    Coordinate(128, 128, 64)
+    """
+    return Coordinate(min(max(c, edge // c * c), -(-s // c) * c) for s, c in zip(shape, chunk_shape))
+

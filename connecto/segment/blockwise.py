@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from chunks import Coordinate, Roi, Volume, create_volume, open_volume, run_blockwise
+from chunks.blocks import default_block_shape
 from chunks.fs import filesystem, read_json, write_json
 from chunks.errors import IncompatibleVolumeError
 from chunks.urls import parse_url
@@ -165,7 +166,7 @@ def compute_fragments(affs: Volume, run_dir: str, *, params: SegmentParams = Seg
                       scheduler=None, num_workers=None, overwrite=False, progress=True) -> Volume:
     """Blockwise fragments of ``affs`` into ``run_dir/fragments`` (+ fragment tables)."""
     _check_affinities_volume(affs)
-    block_shape = Coordinate(block_shape) if block_shape else affs.chunk_shape
+    block_shape = Coordinate(block_shape) if block_shape else default_block_shape(affs.shape, affs.chunk_shape)
     out = create_volume(_join(run_dir, "fragments"), affs.shape, np.uint64, affs.voxel_size_nm,
                         offset=affs.offset, chunk_shape=_chunk_for(block_shape, affs.shape), overwrite=overwrite,
                         layer_type="segmentation")
@@ -294,11 +295,13 @@ def segment(affinities, run_dir: str, *, thresholds=(0.5,), ground_truth=None, p
         the result does not depend on the threshold.
     ground_truth : optional labels (Volume, URL, ``FILE.h5:/dataset``) of the same Roi:
         every threshold is evaluated from one fragment x GT contingency table.
-    block_shape : voxels per block (default: the affinities' chunk shape).
+    block_shape : voxels per block (default: about 128 per axis, whole chunks of the
+        affinities; FIB-25 on 2 cores: fragments and region graph 5.0 s, against 7.8 s in
+        blocks of one 64^3 chunk).
     """
     affs = affinities if isinstance(affinities, Volume) else open_volume(affinities)
     _check_affinities_volume(affs)
-    block_shape = Coordinate(block_shape) if block_shape else affs.chunk_shape
+    block_shape = Coordinate(block_shape) if block_shape else default_block_shape(affs.shape, affs.chunk_shape)
     engine = {"block_shape": block_shape, "scheduler": scheduler, "num_workers": num_workers,
               "overwrite": overwrite, "progress": progress}
     gt = None

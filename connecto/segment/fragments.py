@@ -170,36 +170,33 @@ def fragment_table(labels: np.ndarray, *, offset=(0, 0, 0), volume_roi=None,
     Centroids are ``voxel position * voxel size`` in nm (world frame); bounding boxes
     ``[bbox_*0, bbox_*1)`` in world voxels.
     """
+    import cc3d
     import fastremap
-    from scipy import ndimage
 
     from chunks import Roi
 
     labels = np.ascontiguousarray(labels)  # first-voxel indices are raster (C) order
     offset = np.asarray(offset, dtype=np.int64)
     volume_roi = volume_roi if volume_roi is not None else Roi(tuple(offset), labels.shape)
-    ids, first, counts = fastremap.unique(labels, return_index=True, return_counts=True)
+    ids, first = fastremap.unique(labels, return_index=True)
     keep = ids != 0
-    ids, first, counts = ids[keep].astype(np.uint64), first[keep].astype(np.int64), counts[keep].astype(np.int64)
+    ids, first = ids[keep].astype(np.uint64), first[keep].astype(np.int64)
     if ids.size == 0:
         return empty_fragment_table()
     first_zyx = np.stack(np.unravel_index(first, labels.shape), axis=1) + offset
     anchor = np.ravel_multi_index(tuple((first_zyx - np.asarray(volume_roi.begin)).T), tuple(volume_roi.shape))
-    columns = {"id": ids, "size": counts, "anchor": anchor.astype(np.int64)}
+    # sizes, centroids and boxes in one pass over the voxels (cc3d), on labels 1..n
     compact, _ = fastremap.renumber(labels, preserve_zero=True)
     compact_of = compact.ravel()[first].astype(np.int64)  # the compact label of each id
-    flat = compact.ravel()
+    stats = cc3d.statistics(compact, no_slice_conversion=True)
+    columns = {"id": ids, "size": stats["voxel_counts"][compact_of].astype(np.int64), "anchor": anchor.astype(np.int64)}
+    centroids = stats["centroids"][compact_of]
     for axis, name in enumerate("zyx"):
-        shape = [1, 1, 1]
-        shape[axis] = labels.shape[axis]
-        coord = np.broadcast_to(np.arange(labels.shape[axis], dtype=np.float64).reshape(shape), labels.shape)
-        sums = np.bincount(flat, weights=coord.ravel(), minlength=int(compact_of.max()) + 1)
-        columns[f"{name}_nm"] = (sums[compact_of] / counts + offset[axis]) * voxel_size_nm[axis]
-    slices = ndimage.find_objects(compact)
-    bbox = np.array([[s.start for s in slices[k - 1]] + [s.stop for s in slices[k - 1]] for k in compact_of],
-                    dtype=np.int64).reshape(-1, 6)
-    for i, name in enumerate(FRAGMENT_COLUMNS[-6:]):
-        columns[name] = bbox[:, i] + offset[i % 3]
+        columns[f"{name}_nm"] = (centroids[:, axis] + offset[axis]) * voxel_size_nm[axis]
+    box = stats["bounding_boxes"][compact_of].astype(np.int64)  # per axis: first and last index
+    for axis, name in enumerate("zyx"):
+        columns[f"bbox_{name}0"] = box[:, 2 * axis] + offset[axis]
+        columns[f"bbox_{name}1"] = box[:, 2 * axis + 1] + 1 + offset[axis]
     return pd.DataFrame(columns)[list(FRAGMENT_COLUMNS)]
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from chunks import Coordinate, Roi, create_volume, run_blockwise
+from chunks.blocks import default_block_shape
 
 from .block import synthesize
 from .config import GENERATOR_VERSION, SynthConfig
@@ -112,11 +113,6 @@ def volume_urls(out, fmt: str = "zarr") -> tuple[dict[str, str], str]:
     return {k: f"{base}/{k}{suffix}" for k in VOLUMES}, base
 
 
-def default_block_shape(shape: Coordinate, chunk_shape: Coordinate) -> Coordinate:
-    """About TARGET_BLOCK voxels per axis, a multiple of the chunks, at most the volume."""
-    return Coordinate(min(max(c, TARGET_BLOCK // c * c), -(-s // c) * c) for s, c in zip(shape, chunk_shape))
-
-
 def generate(
     out,
     shape=None,
@@ -154,7 +150,9 @@ def generate(
     cfg = make_config(shape, voxel_size_nm, config=config, **params)
     urls, tables_url = volume_urls(out, format)
     chunk_shape = Coordinate(min(c, s) for c, s in zip(Coordinate(chunk_shape), cfg.shape))
-    block_shape = Coordinate(block_shape) if block_shape is not None else default_block_shape(cfg.shape, chunk_shape)
+    if block_shape is None:
+        block_shape = default_block_shape(cfg.shape, chunk_shape, TARGET_BLOCK)
+    block_shape = Coordinate(block_shape)
     volumes = {
         name: create_volume(urls[name], cfg.shape, "uint8" if name == "raw" else "uint64", cfg.voxel_size_nm,
                             chunk_shape=chunk_shape, overwrite=overwrite)

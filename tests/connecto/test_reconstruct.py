@@ -117,8 +117,8 @@ def reference_run(synthetic, tmp_path_factory):
     import pandas as pd
 
     run = tmp_path_factory.mktemp("reference")
-    reconstruct(_config(synthetic, run, ground_truth=None, synapse_checkpoint=shipped_synapse_checkpoint()),
-                progress=False)
+    reconstruct(_config(synthetic, run, ground_truth=None, synapse_checkpoint=shipped_synapse_checkpoint(),
+                        segment_block_shape=(32, 32, 32)), progress=False)
     return open_volume(str(run / "segmentation")).read(), pd.read_parquet(run / "synapses.parquet")
 
 
@@ -140,6 +140,7 @@ synapse_checkpoint = "{shipped_synapse_checkpoint()}"
 threshold = 0.5
 min_size = 200
 predict_block_shape = [16, 32, 32]
+segment_block_shape = [32, 32, 32]
 """)
     assert load_reconstruct_config(str(config_file)).predict_block_shape == (16, 32, 32)
     exe = Path(sys.executable).parent / "connecto"
