@@ -14,7 +14,8 @@ The algorithm is the textbook one (waterz's, rag-based agglomeration's):
 - merging two regions moves the edges of the one with fewer edges to the other: an edge
   to a neighbour both touch is added to the other's edge (sums and areas add), any other
   is re-pointed; a region is named by its member with the smallest key;
-- a heap row whose edge died or whose priority changed since is skipped;
+- a heap row whose edge died or came earlier since is skipped; an edge whose priority
+  rose is queued again only when its old row comes up;
 - only contacts scoring at most ``max_score`` are queued.
 
 A re-pointed edge keeps its score and its tie pair, so only added-up edges are queued
@@ -79,10 +80,13 @@ def _swap(heap, i, j):
         heap[i, c], heap[j, c] = heap[j, c], heap[i, c]
 
 
+# a 4-ary heap: half the levels of a binary one, and a node's children share cache lines
+
+
 @numba.njit(cache=True)
 def _sift_up(heap, i):
     while i > 0:
-        parent = (i - 1) >> 1
+        parent = (i - 1) >> 2
         if not _before(heap, i, parent):
             return
         _swap(heap, i, parent)
@@ -92,11 +96,13 @@ def _sift_up(heap, i):
 @numba.njit(cache=True)
 def _sift_down(heap, i, size):
     while True:
-        child = 2 * i + 1
-        if child >= size:
+        first = 4 * i + 1
+        if first >= size:
             return
-        if child + 1 < size and _before(heap, child + 1, child):
-            child += 1
+        child = first
+        for other in range(first + 1, min(first + 4, size)):
+            if _before(heap, other, child):
+                child = other
         if not _before(heap, child, i):
             return
         _swap(heap, i, child)
@@ -110,23 +116,29 @@ def _write_row(heap, i, score, edges, e):
 
 
 @numba.njit(cache=True, inline="always")
-def _current(heap, i, edges):
-    """Whether heap row ``i`` is its edge's priority now (stale rows are skipped)."""
-    e = np.int64(heap[i, 3])
-    return (edges[e, _AREA] > 0 and heap[i, 0] == _score(edges, e) and heap[i, 1] == edges[e, _TIE0]
-            and heap[i, 2] == edges[e, _TIE1])
+def _row_order(heap, i, edges, e):
+    """-1, 0 or 1: heap row ``i`` comes before, is, or comes after live edge ``e``'s priority now."""
+    now = (_score(edges, e), np.float64(edges[e, _TIE0]), np.float64(edges[e, _TIE1]))
+    for c in range(3):
+        if heap[i, c] != now[c]:
+            return -1 if heap[i, c] < now[c] else 1
+    return 0
 
 
 @numba.njit(cache=True)
-def _drop_stale(heap, size, edges):
-    """Keep the current rows (at most one per live edge, so at most half the capacity) and re-heap."""
+def _drop_stale(heap, size, edges, max_score):
+    """Rewrite the heap: one row per live edge at its priority now (at most half the capacity)."""
+    queued = np.zeros(edges.shape[0], np.bool_)
     kept = 0
     for i in range(size):
-        if _current(heap, i, edges):
-            for c in range(4):
-                heap[kept, c] = heap[i, c]
-            kept += 1
-    for i in range(kept // 2 - 1, -1, -1):
+        e = np.int64(heap[i, 3])
+        if edges[e, _AREA] > 0 and not queued[e]:
+            queued[e] = True
+            score = _score(edges, e)
+            if score <= max_score:
+                _write_row(heap, kept, score, edges, e)
+                kept += 1
+    for i in range((kept - 2) // 4, -1, -1):
         _sift_down(heap, i, kept)
     return kept
 
@@ -138,7 +150,7 @@ def _queue(heap, size, edges, e, max_score):
     if score > max_score:
         return size
     if size == heap.shape[0]:
-        size = _drop_stale(heap, size, edges)
+        size = _drop_stale(heap, size, edges, max_score)
     _write_row(heap, size, score, edges, e)
     _sift_up(heap, size)
     return size + 1
@@ -170,7 +182,8 @@ def _append(head, tail, nxt, listed, node, entry):
 
 
 @numba.njit(cache=True)
-def _greedy(n, key, u, v, total, area, max_score):
+def _greedy(n, key, u, v, total, area, max_score, table_slots, heap_rows):
+    """``table_slots``: a power of two above 4/3 of the edges; ``heap_rows``: more than the edges."""
     m = u.size
     # regions live in "containers" (node indices); a region is named by its member of smallest key
     name = np.arange(n)
@@ -180,12 +193,10 @@ def _greedy(n, key, u, v, total, area, max_score):
     listed = np.zeros(n, np.int64)  # entries in a container's list (dead ones included)
     nxt = np.full(2 * m, -1, np.int64)  # entry 2e: edge e at its end _A; 2e + 1: at _B
     edges = np.empty((m, 6), np.int64)
-    capacity = 1
-    while capacity < 2 * m + 16:
-        capacity *= 2
+    capacity = table_slots
     mask = np.int64(capacity - 1)
     table = np.full((capacity, 2), _EMPTY, np.int64)  # (pair of containers, edge)
-    heap = np.empty((2 * m + 16, 4), np.float64)  # current rows never exceed m: when full, stale ones go
+    heap = np.empty((heap_rows, 4), np.float64)  # current rows never exceed m: when full, stale ones go
     size = 0
     for e in range(m):
         a, b = u[e], v[e]
@@ -200,7 +211,7 @@ def _greedy(n, key, u, v, total, area, max_score):
         if score <= max_score:  # a merge never happens above max_score: such contacts are not queued
             _write_row(heap, size, score, edges, e)
             size += 1
-    for i in range(size // 2 - 1, -1, -1):
+    for i in range((size - 2) // 4, -1, -1):
         _sift_down(heap, i, size)
     occupied = m
 
@@ -209,12 +220,15 @@ def _greedy(n, key, u, v, total, area, max_score):
     out_score = np.empty(n, np.float64)
     merges = 0
     while size > 0:
-        current = _current(heap, 0, edges)
         e, score = np.int64(heap[0, 3]), heap[0, 0]
+        order = _row_order(heap, 0, edges, e) if edges[e, _AREA] > 0 else 1
         size -= 1
         _swap(heap, 0, size)
         _sift_down(heap, 0, size)
-        if not current:
+        if order > 0:  # a dead edge, or one queued again since at an earlier priority
+            continue
+        if order < 0:  # the edge's score rose since: queue it where it belongs now
+            size = _queue(heap, size, edges, e, max_score)
             continue
         a, b = edges[e, _A], edges[e, _B]
         edges[e, _AREA] = 0
@@ -236,12 +250,16 @@ def _greedy(n, key, u, v, total, area, max_score):
                 i = _slot(table, pair, mask)
                 if table[i, 0] == pair:  # both touch ``other``: add the contact to big's edge
                     g = table[i, 1]
+                    before = (_score(edges, g), edges[g, _TIE0], edges[g, _TIE1])
                     edges[g, _TOT] += edges[f, _TOT]
                     edges[g, _AREA] += edges[f, _AREA]
                     if (edges[f, _TIE0], edges[f, _TIE1]) < (edges[g, _TIE0], edges[g, _TIE1]):
                         edges[g, _TIE0], edges[g, _TIE1] = edges[f, _TIE0], edges[f, _TIE1]
                     edges[f, _AREA] = 0
-                    size = _queue(heap, size, edges, g, max_score)  # its priority changed
+                    # queued again only when it comes earlier now; a later priority is queued
+                    # lazily, when the row of the earlier one comes up (decrease-key for a heap)
+                    if (_score(edges, g), edges[g, _TIE0], edges[g, _TIE1]) < before:
+                        size = _queue(heap, size, edges, g, max_score)
                 else:  # re-point the edge to big; its priority does not change
                     if table[i, 0] == _EMPTY:
                         occupied += 1
@@ -271,4 +289,5 @@ def greedy_mean(n: int, u: np.ndarray, v: np.ndarray, total: np.ndarray, area: n
         raise ValueError("edges must join two different nodes in range(n)")
     if u.size and np.any(area <= 0):
         raise ValueError("every edge needs a contact area > 0")
-    return _greedy(np.int64(n), key, u, v, total, area, np.float64(max_score))
+    table_slots = 1 << int(2 * u.size + 16).bit_length()  # at most half full before tombstones
+    return _greedy(np.int64(n), key, u, v, total, area, np.float64(max_score), table_slots, 2 * u.size + 16)

@@ -134,6 +134,21 @@ def test_compiled_greedy_is_the_reference_on_tie_heavy_graphs(kind, max_score):
         assert got == anchored_reference(n, u, v, total, area, key, max_score)
 
 
+@pytest.mark.parametrize("kind", ["random", "hubs"])
+def test_compiled_greedy_with_a_full_heap_and_table(kind):
+    """A heap that fills up (stale rows dropped) and a table that fills with tombstones (rebuilt)."""
+    from connecto.segment.greedy import _greedy
+
+    for seed in range(10):
+        n, u, v, total, area, key = tie_heavy_graph(seed, kind)
+        m = u.size
+        as_int = [np.ascontiguousarray(x, dtype=np.int64) for x in (key, u, v, total, area)]
+        slots = 1 << int(np.ceil(np.log2(4 * m / 3 + 1)))
+        root, absorbed, score = _greedy(n, *as_int, 1.0, slots, m + 1)
+        got = list(zip(root.tolist(), absorbed.tolist(), score.tolist()))
+        assert got == anchored_reference(n, u, v, total, area, key, 1.0)
+
+
 def test_compiled_greedy_refuses_bad_edges():
     with pytest.raises(ValueError, match="two different nodes"):
         greedy_mean(3, [0, 1], [0, 2], [10, 10], [1, 1], [0, 1, 2])
