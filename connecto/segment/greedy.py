@@ -8,9 +8,9 @@ chains of real data (FIB-25, 761k fragments: 541 rounds, 12 s; this: 3 s).
 
 The algorithm is the textbook one (waterz's, rag-based agglomeration's):
 
-- a heap of edges ordered by score ``1 - mean affinity``, ties by the keys (anchors) of
-  the contact: the first (smaller key, larger key) pair of fragments in it: so the result
-  does not depend on fragment ids or block size;
+- a heap of edges ordered by score ``1 - mean affinity``; equal scores go to the contact
+  whose smallest (smaller key, larger key) pair of fragment keys (anchors) comes first,
+  so the result does not depend on fragment ids or block size;
 - merging two regions moves the edges of the one with fewer edges to the other: an edge
   to a neighbour both touch is added to the other's edge (sums and areas add), any other
   is re-pointed; a region is named by its member with the smallest key;
@@ -23,7 +23,9 @@ again, and a merge costs the smaller region's edges: each edge moves O(log n) ti
 Edges are found by their pair of regions in an open-addressing hash table (linear
 probing, tombstones); each region keeps its edges in a linked list. Each edge's fields
 sit in one row (and each table slot's, each heap entry's), one cache line per visit:
-the arrays are far bigger than the caches.
+the arrays are far bigger than the caches. numba compiles this module on its first use
+(about 3 s) and caches the machine code beside it (``__pycache__``), so later runs start
+at once.
 """
 
 from __future__ import annotations
