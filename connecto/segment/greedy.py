@@ -289,6 +289,8 @@ def greedy_mean(n: int, u: np.ndarray, v: np.ndarray, total: np.ndarray, area: n
     u, v, total, area, key = as_int(u), as_int(v), as_int(total), as_int(area), as_int(key)
     if u.size and (np.any(u == v) or u.min() < 0 or v.min() < 0 or max(u.max(), v.max()) >= n):
         raise ValueError("edges must join two different nodes in range(n)")
+    if n >= 3_000_000_000:  # pairs of nodes are keyed as a * n + b in int64
+        raise ValueError(f"{n} nodes: at most 3e9 fit this agglomeration's pair keys")
     if u.size and np.any(area <= 0):
         raise ValueError("every edge needs a contact area > 0")
     table_slots = 1 << int(2 * u.size + 16).bit_length()  # at most half full before tombstones

@@ -154,6 +154,8 @@ def test_compiled_greedy_refuses_bad_edges():
         greedy_mean(3, [0, 1], [0, 2], [10, 10], [1, 1], [0, 1, 2])
     with pytest.raises(ValueError, match="contact area"):
         greedy_mean(3, [0], [1], [10], [0], [0, 1, 2])
+    with pytest.raises(ValueError, match="at most 3e9"):
+        greedy_mean(3_000_000_000, [0], [1], [10], [1], [0, 1])
 
 
 def test_long_merge_chains_same_merges_as_textbook_greedy():
