@@ -126,6 +126,9 @@ class Connectome:
           integer ``v``: the proofreading edit log at version ``v`` (``"head"``: its
           latest); ``database=``: the log when it is not ``RUN/proofreading.sqlite``.
           A run without ``synapses.parquet`` gives neurons and an empty synapse table.
+          ``RUN/skeletons.parquet`` (``connecto skeletonize RUN/segmentation RUN``) is
+          carried for the segments the version has not changed; ``meta["skeletons"]`` says
+          how many.
           Synapses whose pre and post fragments end up in one segment (autapses, e.g.
           after a merge) are kept, as self-connections; ``meta["n_autapses"]`` counts them.
 
@@ -134,8 +137,8 @@ class Connectome:
         from . import run
 
         if run.is_run_directory(path):
-            neurons, synapses, voxel_size_nm, meta = run.tables_from_run(path, version, database=database)
-            return cls(neurons, synapses, voxel_size_nm=voxel_size_nm, meta=meta)
+            neurons, synapses, voxel_size_nm, meta, skeletons = run.tables_from_run(path, version, database=database)
+            return cls(neurons, synapses, voxel_size_nm=voxel_size_nm, skeletons=skeletons, meta=meta)
         if database is not None:
             raise ValueError(f"database= names a proofreading edit log, which only a run directory has; {path} is "
                              "not one (it lacks run.json, fragments or agglomeration/)")

@@ -14,7 +14,11 @@ What it reads from ``RUN`` (written by ``connecto reconstruct`` and ``connecto p
 - ``proofreading.sqlite`` (or ``database=``): the edit log; version ``v`` is its mapping
   after edit ``v`` (version 0: the mapping the log was started from);
 - ``synapses.parquet`` (optional): one row per (synapse, post partner) against fragments,
-  the columns of :func:`connecto.synapses.detect.table_columns`.
+  the columns of :func:`connecto.synapses.detect.table_columns`;
+- ``skeletons.parquet`` (optional; ``connecto skeletonize RUN/segmentation RUN``): the
+  skeletons of ``RUN/segmentation``, carried for the segments that a version leaves as
+  they were; ``skeletons.json`` names the mapping they came from, and skeletons of an
+  older segmentation (another threshold) are not carried.
 
 Fragments are immutable and segments are a mapping (DESIGN.md), so the connectome at a
 version is the fragment statistics and the synapse table, both mapped through that
@@ -38,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 RUN_FILE = "run.json"
 SYNAPSE_FILE = "synapses.parquet"
+SKELETON_FILE = "skeletons.parquet"
+SKELETON_SOURCE = "skeletons.json"  # written beside it by connecto.connectome.skeleton_stage
 HEAD = "head"
 READER = "connecto-connectome"  # the author name a read-only look at the edit log opens with (it makes no edits)
 
@@ -53,8 +59,8 @@ def is_run_directory(path: str | os.PathLike) -> bool:
 
 
 def tables_from_run(run_dir: str | os.PathLike, version=None, *, database=None) -> tuple[
-        pd.DataFrame, pd.DataFrame, tuple[int, int, int], dict]:
-    """(neurons, synapses, voxel size in nm, meta) of the run at ``version``.
+        pd.DataFrame, pd.DataFrame, tuple[int, int, int], dict, pd.DataFrame | None]:
+    """(neurons, synapses, voxel size in nm, meta, skeletons or None) of the run at ``version``.
 
     ``version``: None for the run's agglomeration at its threshold; an integer ``v >= 0``
     (or its string) for the proofreading edit log's mapping at version ``v``; ``"head"``
@@ -75,9 +81,49 @@ def tables_from_run(run_dir: str | os.PathLike, version=None, *, database=None) 
     autapses = int(((synapses["pre_segment"] == synapses["post_segment"]) & (synapses["pre_segment"] != 0)).sum())
     if autapses:
         logger.info("%s: %d synapses have pre and post in one segment (autapses; kept)", run_dir, autapses)
+    skeletons, carried = run_skeletons(run_dir, threshold, fragment_ids, segment_ids)
     meta = {"source": f"run {run_dir.resolve()} ({described})", "run_dir": str(run_dir.resolve()),
-            "version": version, "threshold": threshold, "mapping": described, "n_autapses": autapses}
-    return neurons, synapses, voxel_size_nm, meta
+            "version": version, "threshold": threshold, "mapping": described, "n_autapses": autapses,
+            "skeletons": carried}
+    return neurons, synapses, voxel_size_nm, meta, skeletons
+
+
+# --- skeletons ---------------------------------------------------------------------------
+
+def run_skeletons(run_dir: Path, threshold: float, fragment_ids, segment_ids) -> tuple[pd.DataFrame | None, str]:
+    """The run's skeletons of the segments this mapping shares with ``RUN/segmentation``, and a
+    line saying what was carried (None when the run has no current skeletons)."""
+    import hashlib
+
+    table_path, source_path = run_dir / SKELETON_FILE, run_dir / SKELETON_SOURCE
+    if not table_path.exists():
+        return None, f"none: `connecto skeletonize {run_dir}/segmentation {run_dir}` makes them"
+    source = json.loads(source_path.read_text()) if source_path.exists() else {}
+    mapping_path = run_dir / "agglomeration" / f"mapping-{threshold:.4f}.parquet"
+    current = hashlib.sha256(mapping_path.read_bytes()).hexdigest() if mapping_path.exists() else None
+    if current is None or source.get("mapping_sha256") != current:
+        logger.warning("%s was made from another segmentation than %s/segmentation at threshold %s; not carried "
+                       "(rerun `connecto skeletonize %s/segmentation %s --overwrite`)", table_path, run_dir,
+                       threshold, run_dir, run_dir)
+        return None, "none: skeletons.parquet is of another segmentation"
+    base_fragments, base_segments = threshold_mapping(run_dir, threshold)
+    unchanged = unchanged_segments(base_fragments, base_segments, fragment_ids, segment_ids)
+    table = pd.read_parquet(table_path)
+    skeletons = table[table["segment_id"].isin(unchanged)].reset_index(drop=True)
+    changed = table["segment_id"].nunique() - skeletons["segment_id"].nunique()
+    return skeletons, (f"{skeletons['segment_id'].nunique()} segments from {SKELETON_FILE}"
+                       + (f"; {changed} left out, changed since they were skeletonised" if changed else ""))
+
+
+def unchanged_segments(base_fragments, base_segments, fragment_ids, segment_ids) -> np.ndarray:
+    """Segment ids that name the same fragments under both mappings (a fragment that moved
+    changes the segment it left and the one it joined)."""
+    base_order, order = np.argsort(base_fragments, kind="stable"), np.argsort(fragment_ids, kind="stable")
+    if not np.array_equal(np.asarray(base_fragments)[base_order], np.asarray(fragment_ids)[order]):
+        return np.empty(0, np.uint64)  # other fragments: nothing is known to be the same
+    before, after = np.asarray(base_segments)[base_order], np.asarray(segment_ids)[order]
+    moved = before != after
+    return np.setdiff1d(np.unique(after), np.union1d(before[moved], after[moved]))
 
 
 # --- the fragment -> segment mapping ---------------------------------------------------

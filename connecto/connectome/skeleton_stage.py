@@ -9,6 +9,7 @@ each block's skeletons saved as ``.npz``; (3) merge shared vertices and write
 from __future__ import annotations
 
 import functools
+import json
 import os
 from pathlib import Path
 
@@ -27,7 +28,9 @@ def skeletonize_volume(segmentation: Volume, out_dir, *, min_voxels: int = 1000,
                        overwrite: bool = False, progress: bool = True) -> pd.DataFrame:
     """Skeletons of ``segmentation`` written to ``<out_dir>/skeletons.parquet`` and returned.
 
-    ``out_dir`` may be a connectome directory: :meth:`Connectome.open` then carries them.
+    ``out_dir`` may be a connectome directory or a run directory (``connecto skeletonize
+    RUN/segmentation RUN``): :meth:`Connectome.open` then carries them (for a run, those of
+    the segments a version has not changed). ``<out_dir>/skeletons.json`` records the source.
     """
     out_dir = Path(out_dir)
     target = out_dir / "skeletons.parquet"
@@ -54,7 +57,20 @@ def skeletonize_volume(segmentation: Volume, out_dir, *, min_voxels: int = 1000,
     table = normalize_skeletons(skeleton_table(merge_skeletons(parts)))
     refuse_existing(target, overwrite)
     table.to_parquet(target, index=False)
+    _atomic(out_dir / SOURCE_FILE, lambda p: p.write_text(json.dumps(skeleton_source(segmentation, min_voxels),
+                                                                     indent=1)))
     return table
+
+
+SOURCE_FILE = "skeletons.json"
+
+
+def skeleton_source(segmentation: Volume, min_voxels: int) -> dict:
+    """What skeletons were made from: the segmentation, and the mapping it was relabelled with
+    (``connecto segment`` records its SHA-256), so a run can tell whether they are current."""
+    relabel = segmentation.attrs.get("connecto_runs", {}).get("relabel", {})
+    return {"segmentation": str(segmentation.url),
+            "mapping_sha256": relabel.get("params", {}).get("sha256"), "min_voxels": int(min_voxels)}
 
 
 def _count_block(directory: str, block, inputs) -> None:

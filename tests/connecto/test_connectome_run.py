@@ -9,6 +9,7 @@ recomputed from the voxels.
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -175,6 +176,34 @@ def test_merge_makes_a_version_with_one_neuron_fewer(proofread):
     assert head.meta["version"] == 1 and head.neurons.equals(after.neurons)
     with pytest.raises(ValueError, match=r"version 2 does not exist in the edit log .* versions 0\.\.1"):
         Connectome.open(run, version=2)
+
+
+def test_run_skeletons_come_along_for_the_segments_a_version_keeps(run_dir, proofread, tmp_path, caplog):
+    from connecto.connectome.skeleton_stage import skeletonize_volume
+
+    run, (a, b), new = proofread
+    assert Connectome.open(run).skeletons is None
+    table = skeletonize_volume(open_volume(str(run / "segmentation")), run, min_voxels=100, scheduler="sync",
+                               progress=False)
+    skeletonised = set(table["segment_id"].tolist())
+    assert {a, b} <= skeletonised and len(skeletonised) > 4
+    base = Connectome.open(run)
+    assert set(base.skeletons["segment_id"].tolist()) == skeletonised <= set(base.neuron_ids.tolist())
+    # after the merge, a and b are gone and the merged neuron has no skeleton yet; the rest keep theirs
+    after = Connectome.open(run, version=1)
+    assert set(after.skeletons["segment_id"].tolist()) == skeletonised - {a, b}
+    assert "2 left out, changed" in after.meta["skeletons"]
+    assert len(list(Path(after.to_swc(tmp_path / "swc")).glob("*.swc"))) == len(skeletonised) - 2
+    # the run segmented again at another threshold: the skeletons belong to the old segmentation
+    segment(str(run_dir.parent / "affinities"), str(run), thresholds=[0.95],
+            params=SegmentParams(min_size=20), block_shape=(16, 32, 32), scheduler="sync", progress=False)
+    record = json.loads((run / "run.json").read_text())
+    record["config"]["threshold"] = 0.95
+    (run / "run.json").write_text(json.dumps(record))
+    with caplog.at_level(logging.WARNING):
+        again = Connectome.open(run)
+    assert len(again) < len(base)
+    assert again.skeletons is None and "made from another segmentation" in caplog.text
 
 
 def test_versions_without_an_edit_log_or_malformed_raise(run_dir, tmp_path):
