@@ -94,6 +94,8 @@ def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = Fal
     click.echo(f"truth (raw, labels, clefts, synapse tables): {truth_dir}")
     click.echo(f"run (affinities, fragments, graph, agglomeration, segmentation, synapses, run.json): {run_dir}")
     click.echo(f"connectome (neurons, synapses, edges as Parquet; `connecto query ... {run_dir}`): {connectome_dir}")
+    click.echo(f"  skeletons as SWC: `connecto skeletonize {run_dir}/segmentation {run_dir}`, then "
+               f"`connecto export {run_dir} OUT --format swc`")
     click.echo(f"section picture (raw | affinities | segmentation | truth): {picture}")
     click.echo(f"Neuroglancer layout: {layout}")
     click.echo(f"  to view: serve {out_dir} with CORS (e.g. `npx http-server {out_dir} --cors -p 8000`) "
