@@ -43,7 +43,7 @@ def connect(scheduler=None, num_workers: int | None = None):
                 n_workers=workers if processes else 1,
                 threads_per_worker=1 if processes else workers,
                 processes=processes,
-                dashboard_address=None,
+                dashboard_address=":0",  # any free port: two runs at once do not collide on 8787
                 silence_logs=logging.ERROR,
             )
         except RuntimeError as exc:  # worker processes re-import the main module

@@ -105,3 +105,15 @@ def test_run_on_a_tcp_cluster_survives_a_killed_worker(tmp_path, dask_cluster):
     assert workers[0].poll() is not None
     assert result.processed_blocks == result.total_blocks == 64
     assert np.array_equal(open_volume(str(tmp_path / "out.zarr")).read(), 255 - raw.read())
+
+
+def test_two_local_clusters_at_once_do_not_collide_on_a_port():
+    import warnings
+
+    from chunks.cluster import connect
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with connect("threads", 1) as first, connect("threads", 1) as second:
+            assert first.submit(abs, -1).result() + second.submit(abs, -2).result() == 3
+    assert not [w for w in caught if "already in use" in str(w.message)]
