@@ -9,7 +9,7 @@ then evaluates against the ground truth on
 Prints VOI split/merge, ARAND and segment count beside FFN and NeuroProof, end-to-end
 voxels/s and each stage's share of the time.
 
-    python benchmarks/fib25.py [--raw FILE.h5:DATASET] [--segmentation-out FILE.h5] [--json PATH]
+    python benchmarks/fib25.py [--raw FILE.h5:DATASET] [--segmentation-out FILE.h5] [--scheduler S] [--json PATH]
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def main() -> None:
     parser.add_argument("--min-size", type=int, default=500)
     parser.add_argument("--segmentation-out", default=None, help="write the full segmentation as FILE.h5:/segmentation")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--scheduler", default=None, help="as connecto reconstruct --scheduler (default: its default)")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
     if not Path(str(args.raw).split(".h5")[0] + ".h5").exists():
@@ -60,7 +61,7 @@ def main() -> None:
     try:
         config = ReconstructConfig(raw=args.raw, run_dir=os.path.join(tmp, "run"), checkpoint=args.checkpoint,
                                    voxel_size_nm=(10, 10, 10), threshold=args.threshold, min_size=args.min_size,
-                                   workers=args.workers)
+                                   workers=args.workers, scheduler=args.scheduler)
         start = time.perf_counter()
         record = reconstruct(config, progress=False)
         seconds = time.perf_counter() - start
@@ -86,6 +87,7 @@ def main() -> None:
     voxels = int(np.prod(seg.shape))
     figures = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
+        "scheduler": args.scheduler or "default",
         "checkpoint": os.path.basename(args.checkpoint),
         "threshold": args.threshold,
         "min_size": args.min_size,

@@ -123,7 +123,8 @@ def info(url):
 @cli.command()
 @click.argument("config_path", metavar="CONFIG")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="dask scheduler: tcp://HOST:PORT for a cluster, 'threads', 'sync'; default: a local cluster")
+              help="dask scheduler: tcp://HOST:PORT for a cluster, 'local' (a worker process per core), 'sync'; "
+                   "default: 'threads', a local cluster of threads in this process (faster for these stages)")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="local workers (default: cores)")
 @click.option("--progress/--no-progress", default=True, help="show progress bars (default: on)")
 def reconstruct(config_path, scheduler, workers, progress):
