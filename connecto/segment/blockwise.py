@@ -355,12 +355,15 @@ def evaluate_thresholds(fragments: Volume, gt, history: MergeHistory, thresholds
     from .evaluate import contingency_table, evaluate_table, merge_tables
     from .relabel import relabel
 
-    tables = [contingency_table(fragments.read(roi), gt.read(_shift(roi, fragments.roi, gt.roi)), ignore_gt_labels)
+    counts = [contingency_table(fragments.read(roi), gt.read(_shift(roi, fragments.roi, gt.roi)), ignore_gt_labels)
               for roi in fragments.roi.blocks(_evaluation_block(fragments.roi))]
-    table = merge_tables(tables)
+    table = merge_tables(counts)
+    graph = {}  # the run's tables, read once for every threshold's small-segment absorption
+    if run_dir and params.min_size > 0:
+        graph = {"edges": read_edges(run_dir, GRAPH_COLUMNS), "fragments": read_fragments(run_dir)}
     rows = []
     for threshold in thresholds:
-        mapping = final_mapping(run_dir, history, threshold, params) if run_dir else history.mapping(threshold)
+        mapping = final_mapping(run_dir, history, threshold, params, **graph) if run_dir else history.mapping(threshold)
         mapped = table.assign(seg=relabel(table["seg"].to_numpy(np.uint64), mapping))
         result = evaluate_table(merge_tables([mapped]), top=0)
         rows.append({"threshold": threshold, "voi_split": result.voi_split, "voi_merge": result.voi_merge,
