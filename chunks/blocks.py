@@ -68,4 +68,3 @@ def default_block_shape(shape, chunk_shape, edge: int = 128) -> Coordinate:
     Coordinate(128, 128, 64)
     """
     return Coordinate(min(max(c, edge // c * c), -(-s // c) * c) for s, c in zip(shape, chunk_shape))
-
