@@ -101,7 +101,8 @@ def edit_until_killed(run: str, seed: int, height: int, width: int, stripe: int)
                     edit = pr.undo()
             except (SplitError, NothingToUndoError):
                 continue
-            print("committed", edit.version, flush=True)
+            sys.stdout.write(f"committed {edit.version}\n")  # one write: unbuffered, print writes each part
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":
