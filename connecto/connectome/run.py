@@ -81,7 +81,7 @@ def tables_from_run(run_dir: str | os.PathLike, version=None, *, database=None) 
     autapses = int(((synapses["pre_segment"] == synapses["post_segment"]) & (synapses["pre_segment"] != 0)).sum())
     if autapses:
         logger.info("%s: %d synapses have pre and post in one segment (autapses; kept)", run_dir, autapses)
-    skeletons, carried = run_skeletons(run_dir, threshold, fragment_ids, segment_ids)
+    skeletons, carried = run_skeletons(run_dir, threshold, fragment_ids, segment_ids, version is None)
     meta = {"source": f"run {run_dir.resolve()} ({described})", "run_dir": str(run_dir.resolve()),
             "version": version, "threshold": threshold, "mapping": described, "n_autapses": autapses,
             "skeletons": carried}
@@ -90,9 +90,11 @@ def tables_from_run(run_dir: str | os.PathLike, version=None, *, database=None) 
 
 # --- skeletons ---------------------------------------------------------------------------
 
-def run_skeletons(run_dir: Path, threshold: float, fragment_ids, segment_ids) -> tuple[pd.DataFrame | None, str]:
+def run_skeletons(run_dir: Path, threshold: float, fragment_ids, segment_ids,
+                  is_segmentation: bool = False) -> tuple[pd.DataFrame | None, str]:
     """The run's skeletons of the segments this mapping shares with ``RUN/segmentation``, and a
-    line saying what was carried (None when the run has no current skeletons)."""
+    line saying what was carried (None when the run has no current skeletons).
+    ``is_segmentation``: the mapping is that of ``RUN/segmentation`` (every segment is unchanged)."""
     import hashlib
 
     table_path, source_path = run_dir / SKELETON_FILE, run_dir / SKELETON_SOURCE
@@ -106,8 +108,10 @@ def run_skeletons(run_dir: Path, threshold: float, fragment_ids, segment_ids) ->
                        "(rerun `connecto skeletonize %s/segmentation %s --overwrite`)", table_path, run_dir,
                        threshold, run_dir, run_dir)
         return None, "none: skeletons.parquet is of another segmentation"
-    base_fragments, base_segments = threshold_mapping(run_dir, threshold)
-    unchanged = unchanged_segments(base_fragments, base_segments, fragment_ids, segment_ids)
+    if is_segmentation:
+        unchanged = np.unique(segment_ids)
+    else:
+        unchanged = unchanged_segments(*threshold_mapping(run_dir, threshold), fragment_ids, segment_ids)
     table = pd.read_parquet(table_path)
     skeletons = table[table["segment_id"].isin(unchanged)].reset_index(drop=True)
     changed = table["segment_id"].nunique() - skeletons["segment_id"].nunique()
