@@ -10,6 +10,7 @@ killed run leaves every marked block valid and the rerun does only the rest.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -28,6 +29,16 @@ from .volume import Volume
 logger = logging.getLogger(__name__)
 
 StageFn = Callable[[Block, dict], "dict[str, np.ndarray] | None"]
+
+# set when a run in this process is interrupted (Ctrl-C): long stages running on this process's
+# threads poll it and stop within a fraction of a second (a thread cannot be killed)
+_STOP = threading.Event()
+
+
+def stop_requested() -> bool:
+    """True once the blockwise run in this process was interrupted; long stage functions may poll it
+    and raise (``training.slab_forward`` does between slabs)."""
+    return _STOP.is_set()
 
 
 @dataclass(frozen=True)
@@ -150,35 +161,47 @@ def _execute(stage_fn, todo, inputs, outputs, markers, scheduler, num_workers, r
     from tqdm.auto import tqdm
 
     failures = []
+    _STOP.clear()
     bar = tqdm(total=total, initial=skipped, unit="block", desc=task, disable=not progress, dynamic_ncols=True)
     try:
         with connect(scheduler, num_workers) as client:
-            if client is None:
-                for block in todo:
-                    failures.extend(_run_with_retries(stage_fn, block, inputs, outputs, markers, retries))
-                    bar.update(1)
-                return failures
-            from distributed import as_completed
-
-            futures = {}
-            for block in todo:
-                future = client.submit(process_block, stage_fn, block, inputs, outputs, markers,
-                                       key=f"{task}-{block.name}-{time.time_ns()}", retries=retries, pure=False)
-                futures[future] = block
-            for future in as_completed(futures):
-                if future.status == "error":
-                    exc = future.exception()
-                    tb = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
-                    failures.append((futures[future].write_roi, tb))
-                future.release()
-                bar.update(1)
+            _submit_and_wait(stage_fn, todo, inputs, outputs, markers, client, retries, task, bar, failures)
     except KeyboardInterrupt:
-        bar.close()
         logger.warning("%s interrupted; finished blocks are kept, rerun to resume", task)
         raise
     finally:
         bar.close()
     return failures
+
+
+def _submit_and_wait(stage_fn, todo, inputs, outputs, markers, client, retries, task, bar, failures) -> None:
+    if client is None:
+        for block in todo:
+            failures.extend(_run_with_retries(stage_fn, block, inputs, outputs, markers, retries))
+            bar.update(1)
+        return
+    from distributed import as_completed
+
+    futures = {}
+    for block in todo:
+        future = client.submit(process_block, stage_fn, block, inputs, outputs, markers,
+                               key=f"{task}-{block.name}-{time.time_ns()}", retries=retries, pure=False)
+        futures[future] = block
+    try:
+        for future in as_completed(futures):
+            if future.status == "error":
+                exc = future.exception()
+                tb = "".join(traceback.format_exception(type(exc), exc, future.traceback()))
+                failures.append((futures[future].write_roi, tb))
+            future.release()
+            bar.update(1)
+    except KeyboardInterrupt:
+        _STOP.set()  # before the cluster closes: stages on its threads stop at their next check
+        try:
+            client.cancel(list(futures))  # blocks not started yet never start
+        except Exception:  # noqa: BLE001 - a closing client; the interrupt is what matters
+            pass
+        raise
 
 
 def _run_with_retries(stage_fn, block, inputs, outputs, markers, retries) -> list:

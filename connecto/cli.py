@@ -15,6 +15,7 @@ import click
 from chunks import BlockFailedError
 from chunks.cli_options import coordinate_option as _coordinate
 from chunks.cli_options import engine_options
+from training.cli import memory_limit_option, precision_option
 
 EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 
@@ -127,7 +128,9 @@ def info(url):
                    "default: 'threads', a local cluster of threads in this process (faster for these stages)")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="local workers (default: cores)")
 @click.option("--progress/--no-progress", default=True, help="show progress bars (default: on)")
-def reconstruct(config_path, scheduler, workers, progress):
+@precision_option(default=None)
+@memory_limit_option
+def reconstruct(config_path, scheduler, workers, progress, precision, memory_limit):
     """Reconstruct a volume as described by CONFIG (.toml or .yaml): ingest, predict, segment, synapses
     (with a synapse_checkpoint), evaluate.
 
@@ -137,7 +140,8 @@ def reconstruct(config_path, scheduler, workers, progress):
     from connecto.reconstruct import load_reconstruct_config
     from connecto.reconstruct import reconstruct as run
 
-    config = load_reconstruct_config(config_path, scheduler=scheduler, workers=workers)
+    config = load_reconstruct_config(config_path, scheduler=scheduler, workers=workers, precision=precision,
+                                     memory_limit=memory_limit)
     record = run(config, progress=progress, echo=click.echo)
     for stage, info in record["stages"].items():
         click.echo(f"  {stage:<16} {info.get('seconds', 0):8.1f} s")
@@ -162,11 +166,14 @@ def reconstruct(config_path, scheduler, workers, progress):
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="local workers (default: cores)")
 @click.option("--overwrite", is_flag=True, help="start again instead of resuming")
 @click.option("--progress/--no-progress", default=True, help="show progress bars (default: on)")
-def demo(out_dir, workers, overwrite, progress):
+@precision_option()
+@memory_limit_option
+def demo(out_dir, workers, overwrite, progress, precision, memory_limit):
     """Generate a synthetic EM volume, reconstruct it with the shipped model, print its accuracy."""
     from connecto.demo import run_demo
 
-    run_demo(out_dir, num_workers=workers, overwrite=overwrite, progress=progress)
+    run_demo(out_dir, num_workers=workers, overwrite=overwrite, progress=progress, precision=precision,
+             memory_limit=memory_limit)
 
 
 def _register_commands() -> None:

@@ -36,7 +36,8 @@ def shipped_synapse_checkpoint() -> str:
     return str(resources.files("connecto") / "data" / "synthetic_synapses.pt")
 
 
-def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = False, progress: bool = True) -> dict:
+def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = False, progress: bool = True,
+             precision: str = "auto", memory_limit=None) -> dict:
     from chunks import open_volume
     from chunks.cluster import connect
     from connecto.reconstruct import ReconstructConfig, reconstruct
@@ -60,6 +61,7 @@ def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = Fal
         checkpoint=shipped_checkpoint(), threshold=DEMO_THRESHOLD, thresholds=DEMO_THRESHOLDS,
         ground_truth=os.path.join(truth_dir, "labels.zarr"), synapse_checkpoint=shipped_synapse_checkpoint(),
         synapse_truth=os.path.join(truth_dir, "synapses.parquet"), workers=num_workers,
+        precision=precision, memory_limit=memory_limit,
     )
     record = reconstruct(config, progress=progress, echo=lambda m: click.echo(f"    {m}"))
     click.echo("3/3 the connectome, pictures and a viewer layout")

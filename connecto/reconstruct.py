@@ -58,6 +58,10 @@ class ReconstructConfig:
         fields (threshold, min_size, dilation_nm, post_fraction, max_extent_nm).
     synapse_truth : a Parquet table of true synapses (the synthetic generator's
         ``synapses.parquet``); with ``ground_truth`` labels, cleft and partner F1 are evaluated.
+    precision : ``"auto"`` (bf16 on a GPU that has it, or on a CPU with native bf16 where a
+        one-off probe finds it faster; fp32 otherwise), ``"fp32"``, ``"bf16"``, ``"fp16"``.
+    memory_limit : what one worker may use for a prediction block (``"1GiB"``, bytes); the
+        prediction block shape follows from it unless ``predict_block_shape`` is given.
     scheduler : as the engine's (``"local"``: a local cluster of worker processes, a dask
         address, ``"sync"``); default ``"threads"``, a local cluster of threads in this process
         (see ``DEFAULT_SCHEDULER``).
@@ -70,7 +74,8 @@ class ReconstructConfig:
     chunk_shape: tuple[int, int, int] = (64, 64, 64)
     predict_block_shape: tuple[int, int, int] | None = None
     context: tuple[int, int, int] | None = None  # default: the model's receptive field
-    autocast: bool = True
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16": see training.precision
+    memory_limit: str | int | None = None  # per worker for a prediction block; default 1 GiB
     threshold: float = 0.5
     thresholds: tuple[float, ...] = ()
     aff_low: float = 0.0001
@@ -87,6 +92,11 @@ class ReconstructConfig:
 
     def __post_init__(self):
         from connecto.synapses.detect import DetectParams
+        from training.precision import check_precision
+        from training.predict_plan import parse_memory_limit
+
+        check_precision(self.precision)
+        parse_memory_limit(self.memory_limit)
 
         try:
             DetectParams(**self.synapse_params)
@@ -267,17 +277,20 @@ def _predict_stage(config: ReconstructConfig, record: _RunRecord, stage: str, ch
     from training.predict import predict_volume
 
     params = {"checkpoint": checkpoint, "checkpoint_sha1": _file_identity(checkpoint), "context": config.context,
-              "block_shape": config.predict_block_shape, "autocast": config.autocast}
+              "block_shape": config.predict_block_shape, "precision": config.precision}
     fp = _fingerprint(upstream, stage, params)
     if not record.is_done(stage, fp):
         echo(f"{stage.replace('_', ' ')}: with {os.path.basename(checkpoint)}")
         overwrite = record.changed(stage, fp)
         record.start(stage, fp, params)
         start = time.perf_counter()
+        ran: dict = {}
         predict_volume(checkpoint, raw_volume, out_url, block_shape=config.predict_block_shape,
                        context=config.context, chunk_shape=config.chunk_shape, overwrite=overwrite,
-                       autocast=config.autocast, **engine)
-        record.finish(stage, time.perf_counter() - start, voxels=int(raw_volume.shape.prod()))
+                       precision=config.precision, memory_limit=config.memory_limit, choice_out=ran, **engine)
+        record.finish(stage, time.perf_counter() - start, voxels=int(raw_volume.shape.prod()),
+                      precision=ran["precision"], precision_reason=ran["reason"], block_shape=ran["block_shape"],
+                      memory_limit_bytes=ran["memory_limit_bytes"], estimated_block_bytes=ran["estimated_block_bytes"])
     return fp
 
 

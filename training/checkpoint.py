@@ -12,8 +12,11 @@ FORMAT = "connecto-affinities-v1"
 
 
 def save_checkpoint(path: str, model, model_config: ModelConfig, *, step: int, optimizer=None,
-                    raw_dtype: str = "uint8", voxel_size_nm=None, extra: dict | None = None) -> None:
-    """Write atomically (temp file + rename): a crash never leaves a half-written checkpoint."""
+                    raw_dtype: str = "uint8", voxel_size_nm=None, extra: dict | None = None,
+                    precision: str | None = None) -> None:
+    """Write atomically (temp file + rename): a crash never leaves a half-written checkpoint.
+
+    ``precision`` records what the model was trained in (fp32, bf16, fp16)."""
     import torch
 
     state = {
@@ -24,6 +27,7 @@ def save_checkpoint(path: str, model, model_config: ModelConfig, *, step: int, o
         "raw_dtype": raw_dtype,
         "voxel_size_nm": list(voxel_size_nm) if voxel_size_nm is not None else None,
         "extra": extra or {},
+        "precision": precision,
     }
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()

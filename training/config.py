@@ -136,7 +136,8 @@ class TrainConfig:
     min_labelled_fraction: float = 0.5
     seed: int = 0
     augment: bool = True
-    mixed_precision: bool = True
+    # "auto" | "fp32" | "bf16" | "fp16": see training.precision (auto: bf16 only where it is native and faster)
+    precision: str = "auto"
     threads: int | None = None
     # synapse heads: pre/post-side targets are the partner voxels within this distance of the cleft
     synapse_side_nm: float = 40.0
@@ -145,6 +146,11 @@ class TrainConfig:
     # start from another model's weights (every tensor of the same name and shape), e.g. a
     # synapse model from the boundary model trained on the same kind of data
     init_from: str | None = None
+
+    def __post_init__(self):
+        from .precision import check_precision
+
+        check_precision(self.precision, "train.precision")
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,9 @@ def config_from_dict(values: dict, base_dir: str = ".") -> Config:
             volumes.append(VolumeSpec(**spec))
         if not volumes:
             raise ValueError("train.volumes is empty: give at least one [[train.volumes]] with raw and labels")
+        if "mixed_precision" in t:  # configs before precision existed: true meant bf16 autocast everywhere
+            legacy = t.pop("mixed_precision")
+            t.setdefault("precision", "auto" if legacy else "fp32")
         t = _tuple_fields(TrainConfig, t)
         t["out_dir"] = _resolve(t.get("out_dir", "runs/train"), base_dir)
         if t.get("init_from"):

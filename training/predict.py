@@ -15,11 +15,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from math import gcd
 
 import numpy as np
 
 from chunks import Coordinate, Volume, create_volume, run_blockwise
+from chunks.blocks import plan_blocks
 from chunks.cluster import default_workers
 
 from .checkpoint import build_model, load_checkpoint, model_config_from_checkpoint
@@ -28,6 +30,11 @@ from .unet import receptive_field_radius
 
 logger = logging.getLogger(__name__)
 
+
+
+# one block computes at a time per process: it uses all of the process's intra-op threads (the dask
+# worker's thread count), while the worker's other threads read the next block and write the last
+_COMPUTE = threading.Lock()
 
 
 @functools.lru_cache(maxsize=2)
@@ -45,36 +52,75 @@ def _cached_model(checkpoint: str, mtime: float, threads: int | None):
     return fast_layout(model.to(device)), device
 
 
-def forward(model, device, raw: np.ndarray, autocast: bool = True) -> np.ndarray:
-    """Affinity probabilities (float32, c, z, y, x) for a normalised raw array (z, y, x)."""
+def forward(model, device, raw: np.ndarray, precision: str = "fp32", *, slabs: int | None = None,
+            should_stop=None) -> np.ndarray:
+    """Affinity probabilities (float32, c, z, y, x) for a normalised raw array (z, y, x).
+
+    ``slabs``: compute in that many z-slabs (:mod:`training.slab_forward`, same-padding models;
+    the same output in a third of the memory); None runs the plain forward."""
+    return _forward(model, device, raw, precision, slabs, should_stop, _probabilities)
+
+
+def forward_uint8(model, device, raw: np.ndarray, precision: str = "fp32", *, slabs: int | None = None,
+                  should_stop=None) -> np.ndarray:
+    """As :func:`forward`, rounded to uint8 (0..255 = 0..1) slab by slab: no float copy of the output."""
+    return _forward(model, device, raw, precision, slabs, should_stop, _to_uint8_tensor)
+
+
+def _forward(model, device, raw, precision, slabs, should_stop, finish) -> np.ndarray:
     import torch
 
+    from .slab_forward import slab_forward
+
+    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     x = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32))[None, None].to(device)
     with torch.inference_mode():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            logits = model(x)
-        return torch.sigmoid(logits.float())[0].contiguous().cpu().numpy()  # (c, z, y, x) in C order
+        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            if slabs and model.config.padding == "same":
+                out = slab_forward(model, x, slabs=slabs, should_stop=should_stop, finish=finish)
+            else:
+                out = finish(model(x))
+        return out[0].contiguous().cpu().numpy()  # (c, z, y, x) in C order
+
+
+def _probabilities(logits):
+    import torch
+
+    return torch.sigmoid(logits.float())
+
+
+def _to_uint8_tensor(logits):
+    import torch
+
+    return torch.sigmoid(logits.float()).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
 def to_uint8(probabilities: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(probabilities * 255.0), 0, 255).astype(np.uint8)
 
 
-def predict_padded(model, device, raw: np.ndarray, before, after, factor, autocast: bool = True) -> np.ndarray:
-    """Predict on ``raw`` mirrored by ``before``/``after`` voxels (and up to a multiple of ``factor``).
-
-    Returns probabilities for the un-padded ``raw`` region.
-    """
+def _padded_input(raw: np.ndarray, before, after, factor):
+    """``raw`` normalised and mirrored by ``before``/``after`` voxels (and up to a multiple of ``factor``)."""
     padded_shape = [b + s + a for b, s, a in zip(before, raw.shape, after)]
     extra = [(-s) % f for s, f in zip(padded_shape, factor)]
     pad = [(b, a + e) for b, a, e in zip(before, after, extra)]
-    x = np.pad(normalize_raw(raw), pad, mode="symmetric") if any(p != (0, 0) for p in pad) else normalize_raw(raw)
-    out = forward(model, device, x, autocast)
+    return np.pad(normalize_raw(raw), pad, mode="symmetric") if any(p != (0, 0) for p in pad) else normalize_raw(raw)
+
+
+def predict_padded(model, device, raw: np.ndarray, before, after, factor, precision: str = "fp32", *,
+                   slabs: int | None = None, uint8: bool = False, should_stop=None) -> np.ndarray:
+    """Predict on ``raw`` mirrored by ``before``/``after`` voxels (and up to a multiple of ``factor``).
+
+    Returns probabilities (or with ``uint8`` their uint8 rounding) for the un-padded ``raw`` region.
+    """
+    run = forward_uint8 if uint8 else forward
+    out = run(model, device, _padded_input(raw, before, after, factor), precision, slabs=slabs,
+              should_stop=should_stop)
     sl = tuple(slice(b, b + s) for b, s in zip(before, raw.shape))
     return out[(slice(None), *sl)]
 
 
-def predict_valid(model, device, raw: np.ndarray, before, after, autocast: bool = True) -> np.ndarray:
+def predict_valid(model, device, raw: np.ndarray, before, after, precision: str = "fp32") -> np.ndarray:
     """A valid-padding model's probabilities for the centre of ``raw`` (``before``/``after`` voxels of
     context on each side; missing context at the volume's faces comes mirrored)."""
     from .unet import output_shape, valid_input_shape
@@ -85,8 +131,10 @@ def predict_valid(model, device, raw: np.ndarray, before, after, autocast: bool 
     # mirror what the volume lacks, then pad the end up to a shape the network accepts
     pad = [(m - b, i - (m - b) - s) for m, b, i, s in zip(margin, before, input_shape, raw.shape)]
     x = np.pad(normalize_raw(raw), pad, mode="symmetric") if any(p != (0, 0) for p in pad) else normalize_raw(raw)
-    out = forward(model, device, x, autocast)
-    assert out.shape[1:] == output_shape(model.config, input_shape)
+    out = forward(model, device, x, precision)
+    if out.shape[1:] != output_shape(model.config, input_shape):
+        raise RuntimeError(f"the network gave {out.shape[1:]} voxels for input {input_shape}, expected "
+                           f"{output_shape(model.config, input_shape)}")
     return out[(slice(None), *(slice(0, w) for w in want))]
 
 
@@ -98,17 +146,37 @@ def valid_margin(config) -> tuple[int, int, int]:
     return tuple((i - o) // 2 for i, o in zip(input_shape, output_shape(config, input_shape)))
 
 
-def predict_block(checkpoint, factor, autocast, threads, block, inputs):
-    model, device = _cached_model(checkpoint, os.path.getmtime(checkpoint), threads)
-    if model.config.padding == "valid":
-        before = block.write_roi.begin - block.read_roi.begin
-        after = block.read_roi.end - block.write_roi.end
-        return {"affinities": to_uint8(predict_valid(model, device, inputs["raw"], before, after, autocast))}
-    # the block's origin must sit on the pooling grid of the read array (it does unless the
-    # read was clipped by an amount that is no multiple of the factors)
-    before = tuple((-(w - r)) % f for w, r, f in zip(block.write_roi.begin, block.read_roi.begin, factor))
-    probabilities = predict_padded(model, device, inputs["raw"], before, (0, 0, 0), factor, autocast)
-    return {"affinities": to_uint8(probabilities[(slice(None), *block.write_slices())])}
+def predict_block(checkpoint, factor, precision, block, inputs):
+    from chunks.engine import stop_requested
+
+    from .slab_forward import SLABS
+
+    model, device = _cached_model(checkpoint, os.path.getmtime(checkpoint), worker_threads())
+    raw = inputs["raw"]
+    with _COMPUTE:
+        if model.config.padding == "valid":
+            before = block.write_roi.begin - block.read_roi.begin
+            after = block.read_roi.end - block.write_roi.end
+            return {"affinities": to_uint8(predict_valid(model, device, raw, before, after, precision))}
+        # the block's origin must sit on the pooling grid of the read array (it does unless the
+        # read was clipped by an amount that is no multiple of the factors)
+        before = tuple((-(w - r)) % f for w, r, f in zip(block.write_roi.begin, block.read_roi.begin, factor))
+        # in z-slabs: a fraction of the plain forward's memory, and faster (training.slab_forward)
+        slabs = SLABS
+        out = predict_padded(model, device, raw, before, (0, 0, 0), factor, precision, slabs=slabs, uint8=True,
+                             should_stop=stop_requested)
+    return {"affinities": out[(slice(None), *block.write_slices())]}
+
+
+def worker_threads() -> int:
+    """Intra-op threads for this process: its dask worker's thread count (one block computes at a time, see
+    ``_COMPUTE``), so threads x workers = cores; every core outside a dask worker."""
+    try:
+        from distributed import get_worker
+
+        return max(1, int(get_worker().state.nthreads))
+    except (ImportError, ValueError, AttributeError):
+        return default_workers()
 
 
 def check_raw(raw: Volume, state: dict, checkpoint: str) -> None:
@@ -124,17 +192,30 @@ def check_raw(raw: Volume, state: dict, checkpoint: str) -> None:
 
 def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=None, context=None,
                    chunk_shape=None, scheduler=None, num_workers=None, overwrite=False, progress=True,
-                   autocast: bool = True, threads_per_worker: int | None = None, roi=None) -> Volume:
+                   precision: str = "auto", memory_limit=None, roi=None, choice_out: dict | None = None) -> Volume:
     """Predict ``raw`` with the model in ``checkpoint`` into a uint8 Volume at ``out_url``, one channel per model
     output channel (affinities, or cleft / pre side / post side for a synapse model; the volume's attribute
     ``channels`` names them). The default scheduler is ``"threads"``; a dask address or Client runs it there.
+
+    ``precision``: ``"auto"`` (see :mod:`training.precision`), ``"fp32"``, ``"bf16"`` or ``"fp16"``.
+    ``memory_limit``: bytes (or ``"1GiB"``) a worker may use for one block, default 1 GiB; the block
+    shape is chosen from it (:mod:`training.predict_plan`) unless ``block_shape`` is given.
+    ``choice_out``: a dict that receives what ran (precision, why, block shape, estimated peak).
     """
+    from .precision import check_precision, resolve_precision
+    from .predict_plan import block_bytes, bytes_per_voxel, parse_memory_limit, plan_block_shape, slab_fraction
+    from .slab_forward import SLABS
+
+    check_precision(precision)
+    limit = parse_memory_limit(memory_limit)
     checkpoint = os.path.abspath(checkpoint)
     state = load_checkpoint(checkpoint)
     config = model_config_from_checkpoint(state)
     check_raw(raw, state, checkpoint)
-    if scheduler is None:  # torch computes without the GIL: threads share one big block (measured: 0.90 of
-        scheduler = "threads"  # the bare forward, against 0.65 on a local process cluster); "local" for that
+    if scheduler is None:  # torch computes without the GIL: one process, its threads share the blocks
+        scheduler = "threads"
+    model, device = _cached_model(checkpoint, os.path.getmtime(checkpoint), None)
+    choice = resolve_precision(precision, device, model)
     factor = Coordinate(config.total_downsample)
     if config.padding == "valid":  # the network's own margin is the context: blockwise equals whole-volume
         margin = Coordinate(valid_margin(config))
@@ -146,16 +227,16 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
         if context is None:  # the receptive field: blockwise equals whole-volume prediction
             context = receptive_field_radius(config)
         context = Coordinate(context).ceil_div(factor) * factor
+    roi = raw.roi if roi is None else roi
     chunk_shape = Coordinate(chunk_shape or raw.chunk_shape)
-    workers = num_workers or default_workers()
     if block_shape is None:
-        # big blocks: less context per voxel; torch's threads share the cores within a block
-        # (measured on 2 cores, 256^3: one block 0.94 of the bare forward, four blocks 0.74)
-        block_shape = default_block_shape(raw.shape, chunk_shape, factor)
+        slabs = SLABS if config.padding == "same" else None
+
+        def per_voxel(depth: int) -> float:
+            return bytes_per_voxel(config, choice.precision, slab_fraction(depth, slabs) if slabs else None)
+
+        block_shape = plan_block_shape(roi.shape, chunk_shape, factor, context, limit, per_voxel)
     block_shape = Coordinate(block_shape)
-    if threads_per_worker is None:  # share the cores among the blocks that run at once
-        n_blocks = raw.roi.shape.ceil_div(block_shape).prod()
-        threads_per_worker = max(1, default_workers() // min(workers, n_blocks))
     if any(b % f for b, f in zip(block_shape, factor)):
         raise ValueError(f"block shape {block_shape} must be a multiple of the model's pooling factors {factor}")
     # every block must start on the output's chunk grid
@@ -163,39 +244,25 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
     out = create_volume(out_url, raw.shape, "uint8", raw.voxel_size_nm, offset=raw.offset,
                         chunk_shape=chunk_shape, num_channels=config.out_channels, overwrite=overwrite,
                         layer_type="image")
-    roi = raw.roi if roi is None else roi
-    stage = functools.partial(predict_block, checkpoint, tuple(factor), autocast, threads_per_worker)
+    estimate = max(block_bytes(config, choice.precision, block.read_roi.shape,
+                               SLABS if config.padding == "same" else None)
+                   for block in plan_blocks(roi, block_shape, context, raw.roi))
+    logger.info("predict: %s (%s), blocks %s, context %s, about %.0f MiB per block", choice.precision,
+                choice.reason, tuple(block_shape), tuple(context), estimate / 2**20)
+    if choice_out is not None:
+        choice_out.update({**choice.to_dict(), "block_shape": list(block_shape), "context": list(context),
+                           "memory_limit_bytes": limit, "estimated_block_bytes": int(estimate)})
+    stage = functools.partial(predict_block, checkpoint, tuple(factor), choice.precision)
     run_blockwise(stage, roi, block_shape, task="predict", inputs={"raw": raw}, outputs={"affinities": out},
                   context=context, scheduler=scheduler, num_workers=num_workers, overwrite=overwrite,
                   progress=progress,
-                  params={"checkpoint": checkpoint, "context": list(context), "autocast": autocast,
+                  params={"checkpoint": checkpoint, "context": list(context), "precision": choice.precision,
                           "offsets": [list(o) for o in config.offsets]})
-    attrs = {"channels": list(config.channel_names), "checkpoint": os.path.basename(checkpoint)}
+    attrs = {"channels": list(config.channel_names), "checkpoint": os.path.basename(checkpoint),
+             "precision": choice.precision}
     if "affinities" in config.outputs:
         attrs["affinity_offsets"] = [list(o) for o in config.offsets]
     out.update_attrs(attrs)
     return out
 
 
-def default_block_shape(shape, chunk_shape, factor, target_voxels: int = 16 * 1024**2) -> Coordinate:
-    """Large blocks (about ``target_voxels``) keep the context overhead small; multiples of chunks and factors.
-
-    16 Mvoxels take about 4 GB of activations per worker for the default model in fp32.
-    """
-    from math import lcm
-
-    unit = Coordinate(lcm(c, f) for c, f in zip(chunk_shape, factor))
-    block = Coordinate(min(s, u) for s, u in zip(shape, unit)).ceil_div(unit) * unit
-    while block.prod() < target_voxels:
-        grown = False
-        for axis in (2, 1, 0):
-            if block[axis] < shape[axis]:
-                candidate = list(block)
-                candidate[axis] += unit[axis]
-                block = Coordinate(candidate)
-                grown = True
-                if block.prod() >= target_voxels:
-                    break
-        if not grown:
-            break
-    return block

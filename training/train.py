@@ -23,6 +23,7 @@ import numpy as np
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import SYNAPSE_CHANNELS, Config, config_to_dict
 from .data import Prefetcher, load_volume, make_batch
+from .precision import resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -31,15 +32,11 @@ class NaNLossError(FloatingPointError):
     pass
 
 
-def device_and_autocast(mixed_precision: bool):
-    """The device to train on (a GPU when there is one) and the autocast dtype (bf16) or None."""
+def training_device():
+    """The device to train on: a GPU when there is one."""
     import torch
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if mixed_precision else None
-    if dtype is not None and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        dtype = torch.float16
-    return device, dtype
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def check_patch_shape(model_config, patch_shape) -> None:
@@ -100,8 +97,12 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
     with open(os.path.join(tc.out_dir, "config.json"), "w") as f:
         json.dump(config_to_dict(config), f, indent=1)
     torch.manual_seed(tc.seed)
-    device, autocast_dtype = device_and_autocast(tc.mixed_precision)
+    device = training_device()
     model = fast_layout(UNet3d(mc).to(device))
+    choice = resolve_precision(tc.precision, device, model)
+    autocast_dtype = choice.autocast_dtype
+    # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
+    scaler = torch.amp.GradScaler(device.type, enabled=choice.precision == "fp16")
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay)
     start_step = 0
     resume_from = latest_checkpoint(tc.out_dir)
@@ -121,7 +122,8 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
     log_rows = _read_log(tc.out_dir, upto=start_step)
     end_step = tc.steps if stop_after is None else min(tc.steps, start_step + stop_after)
     prefetch = Prefetcher(lambda s: make_batch(volumes, mc, tc, s), start_step, end_step)
-    logger.info("model: %d parameters, device %s, autocast %s", parameter_count(model), device, autocast_dtype)
+    logger.info("model: %d parameters, device %s, precision %s (%s)", parameter_count(model), device,
+                choice.precision, choice.reason)
 
     from tqdm.auto import tqdm
 
@@ -141,9 +143,11 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
             raise NaNLossError(f"loss became {loss.item()} at step {step + 1}; stopped. The last good checkpoint is "
                                f"{last or 'none (no checkpoint written yet)'}; lower learning_rate or check the data")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         running.append(loss.item())
         bar.update(1)
         done = step + 1
@@ -157,12 +161,12 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
             bar.set_postfix({k: round(v, 4) for k, v in record.items() if k.startswith(("train_loss", "val_"))})
         if done % tc.checkpoint_every == 0 or done == tc.steps:
             save_checkpoint(os.path.join(tc.out_dir, f"checkpoint_{done}.pt"), model, mc, step=done,
-                            optimizer=optimizer, voxel_size_nm=tc.voxel_size_nm)
+                            optimizer=optimizer, voxel_size_nm=tc.voxel_size_nm, precision=choice.precision)
     bar.close()
     if end_step == tc.steps:
         # the final weights alone (no optimizer state): the file to ship or share
         save_checkpoint(os.path.join(tc.out_dir, "model.pt"), model, mc, step=tc.steps,
-                        voxel_size_nm=tc.voxel_size_nm)
+                        voxel_size_nm=tc.voxel_size_nm, precision=choice.precision)
     if log_rows:
         plot_curve(tc.out_dir, log_rows)
     return record or (log_rows[-1] if log_rows else {})

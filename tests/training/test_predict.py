@@ -33,17 +33,17 @@ SHIPPED = Path(__file__).resolve().parents[2] / "connecto" / "data" / "synthetic
 
 
 @pytest.mark.parametrize("model", ["random", "trained"])
-@pytest.mark.parametrize("autocast", [False, True])
-def test_blockwise_prediction_has_no_seams(tmp_path, checkpoint, raw_volume, autocast, model):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_blockwise_prediction_has_no_seams(tmp_path, checkpoint, raw_volume, precision, model):
     path = checkpoint if model == "random" else str(SHIPPED)
     state = load_checkpoint(path)
     config = model_config_from_checkpoint(state)
     factor = config.total_downsample
     out = predict_volume(path, raw_volume, str(tmp_path / "aff.zarr"), block_shape=(8, 16, 16),
-                         scheduler="threads", num_workers=2, progress=False, autocast=autocast)
+                         scheduler="threads", num_workers=2, progress=False, precision=precision)
     blockwise = open_volume(str(tmp_path / "aff.zarr")).read().astype(np.float64) / 255
     net, device = _cached_model(path, 0.0, None)
-    whole = predict_padded(net, device, raw_volume.read(), (0, 0, 0), (0, 0, 0), factor, autocast)
+    whole = predict_padded(net, device, raw_volume.read(), (0, 0, 0), (0, 0, 0), factor, precision)
     assert blockwise.shape == (3, 20, 56, 48) and out.num_channels == 3
     # uint8 storage rounds by at most 0.5/255; seams would add more
     assert np.abs(blockwise - whole).max() < 1 / 255
@@ -55,7 +55,7 @@ def test_too_little_context_leaves_seams(tmp_path, raw_volume):
                    scheduler="threads", num_workers=2, progress=False)
     blockwise = open_volume(str(tmp_path / "aff.zarr")).read().astype(np.float64) / 255
     net, device = _cached_model(str(SHIPPED), 0.0, None)
-    whole = predict_padded(net, device, raw_volume.read(), (0, 0, 0), (0, 0, 0), (4, 4, 4), True)
+    whole = predict_padded(net, device, raw_volume.read(), (0, 0, 0), (0, 0, 0), (4, 4, 4), "fp32")
     assert np.abs(blockwise - whole).max() > 1 / 255
 
 
@@ -114,9 +114,9 @@ def test_valid_padding_model_predicts_blockwise_as_in_one_block(tmp_path, valid_
     from training.predict import valid_margin
 
     blocks = predict_volume(valid_checkpoint, raw_volume, str(tmp_path / "blocks.zarr"), block_shape=(8, 16, 16),
-                            scheduler="threads", num_workers=2, progress=False, autocast=False).read()
+                            scheduler="threads", num_workers=2, progress=False, precision="fp32").read()
     whole = predict_volume(valid_checkpoint, raw_volume, str(tmp_path / "whole.zarr"), block_shape=(20, 56, 48),
-                           scheduler="sync", progress=False, autocast=False).read()
+                           scheduler="sync", progress=False, precision="fp32").read()
     assert blocks.shape == whole.shape == (3, 20, 56, 48)
     assert np.abs(blocks.astype(int) - whole.astype(int)).max() <= 1  # uint8 rounding only
     assert len(np.unique(whole)) > 10  # a real output, not a constant

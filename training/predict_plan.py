@@ -1,0 +1,129 @@
+"""How big a prediction block may be: the memory a block needs, and the block shape a budget allows.
+
+A block's peak memory is set by the network's activations over the block's *read* Roi
+(write Roi plus context). :func:`bytes_per_voxel` estimates it from the architecture and
+the precision; :func:`plan_block_shape` picks the block shape that does the least total
+work (context is computed twice where blocks meet) among those whose largest block fits
+the budget. The default budget is 1 GiB per worker; the volume's size never enters it.
+
+The estimate errs on the safe side of measured peak RSS (``tests/training/test_predict_memory.py``
+and ``benchmarks/predict.py``). Measured on 2 cores for the default model (widths 12, 24, 48),
+growth of the peak over the process's start per read voxel of one block: plain forward 414
+bytes in fp32 and 238 in bf16 (128^3); slab forward (:mod:`training.slab_forward`) 142 / 121
+(128^3), 103 / 102 (256^3), bf16 124 (220 x 184 x 220). The estimates for these: 197 / 139,
+175 / 128, 130, plus a reserve of 96 MiB.
+"""
+
+from __future__ import annotations
+
+from math import lcm, prod
+
+import numpy as np
+
+from chunks import Coordinate
+
+DEFAULT_MEMORY_LIMIT = 1024**3  # bytes per worker
+# per read voxel, outside the network's channels: raw (uint8), its float32 normalised copies, the uint8
+# output and its copies on the way to storage, pooling indices; calibrated on measured peaks
+FIXED_BYTES_PER_VOXEL = 56
+SAFETY = 1.2  # allocator slack: freed slab buffers are not all returned to the system at once
+RESERVED_BYTES = 96 * 2**20  # of the budget, for oneDNN's scratch pad and kernel cache, dask and zarr buffers
+MAX_CANDIDATES_PER_AXIS = 64
+
+
+def parse_memory_limit(value) -> int:
+    """Bytes from an int or a string such as ``"1 GiB"``, ``"512MiB"``, ``"2GB"``; > 0."""
+    from dask.utils import parse_bytes
+
+    if value is None:
+        return DEFAULT_MEMORY_LIMIT
+    try:
+        limit = int(value) if isinstance(value, (int, np.integer)) else parse_bytes(str(value))
+    except (ValueError, TypeError):
+        raise ValueError(f"memory limit {value!r} is not a size such as 1GiB, 512MiB or 2000000000") from None
+    if limit <= 0:
+        raise ValueError(f"memory limit {value!r} must be more than 0 bytes")
+    return limit
+
+
+def element_bytes(precision: str) -> int:
+    return 4 if precision == "fp32" else 2
+
+
+def bytes_per_voxel(config, precision: str, slab_fraction: float | None = None) -> float:
+    """Peak bytes per read voxel of predicting with a model of ``config`` in ``precision``.
+
+    ``slab_fraction`` is the share of a block's planes one slab of the slab forward spans
+    (None: the plain forward, which holds everything at once). The full-resolution decoder
+    level dominates: skip path, upsampled deep features, their concatenation and two
+    convolution outputs (4 w0 + 2 w1 channels) at once in a plain forward; in slabs only the
+    skip path and the deep features stay whole.
+    """
+    e = element_bytes(precision)
+    w = list(config.widths) + [0]
+    level_one = 1.0 / float(np.prod(config.downsample[0])) if config.downsample else 0.0
+    decoder_peak = 4 * w[0] + 2 * w[1]
+    if slab_fraction is None:
+        channels = decoder_peak
+    else:
+        channels = w[0] + w[1] * level_one + decoder_peak * slab_fraction
+    return SAFETY * (e * channels + FIXED_BYTES_PER_VOXEL + 4 * config.out_channels)
+
+
+def slab_fraction(depth: int, slabs: int) -> float:
+    from .slab_forward import HALO, MIN_PLANES
+
+    planes = max(MIN_PLANES, -(-depth // slabs))
+    return min(1.0, (planes + 2 * HALO) / depth)
+
+
+def block_bytes(config, precision: str, read_shape, slabs: int | None) -> float:
+    """Peak bytes of predicting one block whose read Roi has ``read_shape`` (with the reserve)."""
+    fraction = None if slabs is None or config.padding != "same" else slab_fraction(read_shape[0], slabs)
+    return bytes_per_voxel(config, precision, fraction) * float(prod(int(s) for s in read_shape)) + RESERVED_BYTES
+
+
+def plan_block_shape(shape, chunk_shape, factor, context, memory_limit: int, per_voxel) -> Coordinate:
+    """The write block shape with the least total work whose largest read block needs at most ``memory_limit``
+    bytes, at ``per_voxel(read_depth)`` bytes per read voxel (a block's z extent sets its slabs).
+
+    Block sizes are multiples of the chunk shape and the pooling factors (or the whole axis).
+    Work counts every read voxel, so context recomputed between blocks counts against a shape;
+    among shapes of equal work the one with more blocks wins (finer progress, earlier resume).
+    """
+    shape, context = Coordinate(shape), Coordinate(context)
+    unit = Coordinate(lcm(int(c), int(f)) for c, f in zip(chunk_shape, factor))
+    axes = [_axis_candidates(s, u, c) for s, u, c in zip(shape, unit, context)]
+    sizes = [a[0] for a in axes]
+    work, largest, count = ([np.asarray(a[i], dtype=float) for a in axes] for i in (1, 2, 3))
+    grid = np.ix_(range(len(sizes[0])), range(len(sizes[1])), range(len(sizes[2])))
+    total_work = work[0][grid[0]] * work[1][grid[1]] * work[2][grid[2]]
+    depth_cost = np.asarray([per_voxel(int(d)) for d in largest[0]], dtype=float)
+    need = largest[0][grid[0]] * depth_cost[grid[0]] * largest[1][grid[1]] * largest[2][grid[2]]
+    blocks = count[0][grid[0]] * count[1][grid[1]] * count[2][grid[2]]
+    fits = need <= memory_limit - RESERVED_BYTES
+    if not fits.any():
+        smallest = Coordinate(a[0][0] for a in axes)
+        raise ValueError(f"a prediction block of {tuple(smallest)} voxels with context {tuple(context)} needs about "
+                         f"{(need.min() + RESERVED_BYTES) / 2**20:.0f} MiB, more than the memory limit of {memory_limit / 2**20:.0f} MiB; "
+                         "raise --memory-limit (memory_limit) or use a smaller chunk shape")
+    cost = np.where(fits, total_work, np.inf)
+    best = np.flatnonzero(cost == cost.min())
+    best = best[np.lexsort((need.flat[best], -blocks.flat[best]))][0]
+    i, j, k = np.unravel_index(best, cost.shape)
+    return Coordinate((sizes[0][i], sizes[1][j], sizes[2][k]))
+
+
+def _axis_candidates(extent: int, unit: int, context: int):
+    """Block sizes along one axis; the read extent they cost in total and in the largest block; block counts."""
+    sizes = sorted({min(extent, unit * k) for k in range(1, -(-extent // unit) + 1)})
+    if len(sizes) > MAX_CANDIDATES_PER_AXIS:  # a huge axis: sizes up to the candidate limit, and the whole
+        sizes = sizes[:MAX_CANDIDATES_PER_AXIS - 1] + [sizes[-1]]
+    work, largest, count = [], [], []
+    for size in sizes:
+        begins = range(0, extent, size)
+        reads = [min(extent, b + size + context) - max(0, b - context) for b in begins]
+        work.append(sum(reads))
+        largest.append(max(reads))
+        count.append(len(reads))
+    return sizes, work, largest, count
