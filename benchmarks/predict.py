@@ -30,10 +30,10 @@ import time
 
 import numpy as np
 import torch
+from report import write_json
 
 from chunks import create_volume
 from chunks.blocks import plan_blocks
-from report import write_json
 from training.checkpoint import build_model, load_checkpoint
 from training.precision import cpu_has_native_bf16, resolve_precision
 from training.predict import predict_volume

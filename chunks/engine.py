@@ -199,8 +199,8 @@ def _submit_and_wait(stage_fn, todo, inputs, outputs, markers, client, retries, 
         _STOP.set()  # before the cluster closes: stages on its threads stop at their next check
         try:
             client.cancel(list(futures))  # blocks not started yet never start
-        except Exception:  # noqa: BLE001 - a closing client; the interrupt is what matters
-            pass
+        except Exception as exc:  # noqa: BLE001 - a closing client; the interrupt is what matters
+            logger.debug("could not cancel the remaining blocks: %s", exc)
         raise
 
 

@@ -23,6 +23,7 @@ import numpy as np
 from chunks import Coordinate, Volume, create_volume, run_blockwise
 from chunks.blocks import plan_blocks
 from chunks.cluster import default_workers
+from chunks.memory import release_free_memory
 
 from .checkpoint import build_model, load_checkpoint, model_config_from_checkpoint
 from .data import normalize_raw
@@ -165,6 +166,7 @@ def predict_block(checkpoint, factor, precision, block, inputs):
         slabs = SLABS
         out = predict_padded(model, device, raw, before, (0, 0, 0), factor, precision, slabs=slabs, uint8=True,
                              should_stop=stop_requested)
+        release_free_memory()  # the block's activations, before the next block allocates its own
     return {"affinities": out[(slice(None), *block.write_slices())]}
 
 

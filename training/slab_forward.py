@@ -22,6 +22,7 @@ under a second.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 HALO = 2  # two 3x3x3 convolutions per level
@@ -49,41 +50,51 @@ def slab_forward(model, x, *, slabs: int = SLABS, should_stop: Callable[[], bool
     with torch.inference_mode():
         skips = []
         for level, conv in enumerate(model.down):
-            source = x
-            x = _in_slabs(lambda a, b, depth: _conv_pass(conv, source[:, :, a:b], a == 0, b == depth),
-                          source.shape[2], _planes(source.shape[2], slabs), stop)
-            del source
+            encode = functools.partial(_encoder_slab, conv, x, level == 0)
+            x = _in_slabs(encode, x.shape[2], _planes(x.shape[2], slabs), stop)
             if level < len(model.pool):
                 skips.append(x)
                 x = model.pool[level](x)
         for level in reversed(range(len(model.up_conv))):
-            factor = model.config.downsample[level][0]
-            skip, deep = skips[level], x
-            head = (lambda y: finish(model.head(y)) if finish else model.head(y)) if level == 0 else None
-            x = _in_slabs(lambda a, b, depth: _up_block(model, level, skip, deep, factor, a, b, depth, head),
-                          skip.shape[2], _planes(skip.shape[2], slabs), stop)
-            skips[level] = skip = deep = None  # done with: free them before the next level
+            head = functools.partial(_head, model.head, finish) if level == 0 else None
+            decode = functools.partial(_up_block, model, level, skips[level], x, head)
+            x = _in_slabs(decode, skips[level].shape[2], _planes(skips[level].shape[2], slabs), stop)
+            skips[level] = decode = None  # done with: free the skip path before the next level
         return x
+
+
+def _encoder_slab(conv, source, input_level: bool, a: int, b: int, depth: int):
+    return _conv_pass(conv, source[:, :, a:b], a == 0, b == depth, input_level)
+
+
+def _head(head, finish, y):
+    return finish(head(y)) if finish else head(y)
 
 
 def _planes(depth: int, slabs: int) -> int:
     return max(MIN_PLANES, -(-depth // slabs))
 
 
-def _conv_pass(conv_pass, x, first: bool, last: bool):
+def _conv_pass(conv_pass, x, first: bool, last: bool, input_level: bool = False):
     """A level's convolutions on planes of ``x``: zero padding in z only at the volume's faces (``first``,
-    ``last``), so each convolution computes just the planes that are exact (2 fewer per interior side)."""
+    ``last``), so each convolution computes just the planes that are exact (2 fewer per interior side).
+    On the input level the first convolution runs in fp32 (:func:`training.unet.input_pass`)."""
     import torch
     import torch.nn.functional as F
     from torch import nn
 
-    for layer in conv_pass:
-        if isinstance(layer, nn.Conv3d):
-            if first or last:
-                x = F.pad(x, (0, 0, 0, 0, int(first), int(last)))
-            x = _conv3d(x.contiguous(memory_format=torch.channels_last_3d), layer.weight, layer.bias)
-        else:
-            x = layer(x)
+    from .unet import input_pass
+
+    def conv(layer, x):
+        if first or last:
+            x = F.pad(x, (0, 0, 0, 0, int(first), int(last)))
+        return _conv3d(x.contiguous(memory_format=torch.channels_last_3d), layer.weight, layer.bias)
+
+    layers = list(conv_pass)
+    if input_level:
+        return input_pass(layers, x, first_conv=lambda inp: conv(layers[0], inp), then=conv)
+    for layer in layers:
+        x = conv(layer, x) if isinstance(layer, nn.Conv3d) else layer(x)
     return x
 
 
@@ -104,11 +115,12 @@ def _conv3d(x, weight, bias):
     return F.conv3d(x, weight, bias, padding=(0, 1, 1))
 
 
-def _up_block(model, level: int, skip, deep, factor: int, a: int, b: int, depth: int, head):
+def _up_block(model, level: int, skip, deep, head, a: int, b: int, depth: int):
     """Decoder level ``level`` on input planes [a, b) of its resolution: upsample, concatenate, convolve
     (+ head)."""
     import torch
 
+    factor = model.config.downsample[level][0]
     lo, hi = a // factor, -(-b // factor)
     up = model.up[level](deep[:, :, lo:hi])[:, :, a - lo * factor:b - lo * factor]
     y = _conv_pass(model.up_conv[level], torch.cat([skip[:, :, a:b], up], dim=1), a == 0, b == depth)
@@ -127,9 +139,12 @@ def _in_slabs(compute: Callable[[int, int, int], object], depth: int, planes: in
         if stop():
             raise Interrupted("stopped between slabs")
         z1 = min(depth, z0 + planes)
-        y = compute(max(0, z0 - HALO), min(depth, z1 + HALO), depth)
-        if y.shape[2] != z1 - z0:
-            raise RuntimeError(f"slab [{z0}, {z1}) gave {y.shape[2]} planes")
+        a, b = max(0, z0 - HALO), min(depth, z1 + HALO)
+        y = compute(a, b, depth)
+        begin = a if a == 0 else a + HALO  # the exact planes; a volume face needs no halo
+        if y.shape[2] != (b if b == depth else b - HALO) - begin:
+            raise RuntimeError(f"slab [{a}, {b}) gave {y.shape[2]} planes")
+        y = y[:, :, z0 - begin:z1 - begin]
         if out is None:
             out = torch.empty((y.shape[0], y.shape[1], depth, *y.shape[3:]), dtype=y.dtype,
                               memory_format=torch.channels_last_3d)
