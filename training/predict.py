@@ -8,7 +8,13 @@ own zero padding, exactly as in training and in a whole-volume forward pass, so 
 cost no extra computation. Block origins and context are multiples of the network's
 pooling factors, so every block sees the pooling grid of a whole-volume prediction; the
 result equals predicting the volume in one piece (``tests/training/test_predict.py``
-measures the largest difference: below 1/255). Outputs are written as uint8 (0..255 = 0..1)."""
+measures the largest difference: below 1/255). Outputs are written as uint8 (0..255 = 0..1).
+
+Memory is bounded by a budget, not by the volume: the block shape comes from the memory
+limit (:mod:`training.predict_plan`), and the network runs in z-slabs
+(:mod:`training.slab_forward`). The precision is a setting (:mod:`training.precision`).
+A block computes with all of its worker's threads while the worker's other threads read
+and write neighbouring blocks (``_COMPUTE``); Ctrl-C stops a running block between slabs."""
 
 from __future__ import annotations
 
@@ -181,6 +187,26 @@ def worker_threads() -> int:
         return default_workers()
 
 
+def _worker_precision(checkpoint: str, precision: str):
+    """The precision ``precision`` means on this machine (its device, its CPU) for the model in ``checkpoint``."""
+    from .precision import resolve_precision
+
+    model, device = _cached_model(checkpoint, os.path.getmtime(checkpoint), worker_threads())
+    return resolve_precision(precision, device, model)
+
+
+def _resolve_where_blocks_run(scheduler, checkpoint: str, precision: str):
+    """``auto`` is decided by the machines that predict: here for local schedulers, on a worker of a
+    cluster (whose GPU or CPU may differ from this machine's; workers are assumed alike)."""
+    remote = not isinstance(scheduler, str) or "://" in scheduler
+    if precision == "auto" and remote:
+        from chunks.cluster import connect
+
+        with connect(scheduler) as client:
+            return client.submit(_worker_precision, checkpoint, precision, pure=False).result()
+    return _worker_precision(checkpoint, precision)
+
+
 def check_raw(raw: Volume, state: dict, checkpoint: str) -> None:
     """Refuse raw data that differs from what the model was trained on."""
     if str(raw.dtype) != state.get("raw_dtype", "uint8"):
@@ -204,7 +230,7 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
     shape is chosen from it (:mod:`training.predict_plan`) unless ``block_shape`` is given.
     ``choice_out``: a dict that receives what ran (precision, why, block shape, estimated peak).
     """
-    from .precision import check_precision, resolve_precision
+    from .precision import check_precision
     from .predict_plan import block_bytes, bytes_per_voxel, parse_memory_limit, plan_block_shape, slab_fraction
     from .slab_forward import SLABS
 
@@ -216,8 +242,7 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
     check_raw(raw, state, checkpoint)
     if scheduler is None:  # torch computes without the GIL: one process, its threads share the blocks
         scheduler = "threads"
-    model, device = _cached_model(checkpoint, os.path.getmtime(checkpoint), None)
-    choice = resolve_precision(precision, device, model)
+    choice = _resolve_where_blocks_run(scheduler, checkpoint, precision)
     factor = Coordinate(config.total_downsample)
     if config.padding == "valid":  # the network's own margin is the context: blockwise equals whole-volume
         margin = Coordinate(valid_margin(config))
