@@ -74,7 +74,7 @@ def make_raw(path: str, size: int, voxel_size):
     return raw
 
 
-def pipeline(checkpoint, raw, out, precision: str, memory_limit=None, repeats: int = 2) -> tuple[float, dict]:
+def pipeline(checkpoint, raw, out, precision: str, memory_limit=None, repeats: int = 3) -> tuple[float, dict]:
     """Best-of-``repeats`` seconds of predict_volume (threads) and what it ran."""
     seconds, ran = [], {}
     for _ in range(repeats):

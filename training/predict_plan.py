@@ -116,7 +116,8 @@ def plan_block_shape(shape, chunk_shape, factor, context, memory_limit: int, per
 
 def _axis_candidates(extent: int, unit: int, context: int):
     """Block sizes along one axis; the read extent they cost in total and in the largest block; block counts."""
-    sizes = sorted({min(extent, unit * k) for k in range(1, -(-extent // unit) + 1)})
+    # multiples of the unit; the last reaches past the volume's end (blocks there are clipped)
+    sizes = [unit * k for k in range(1, -(-extent // unit) + 1)]
     if len(sizes) > MAX_CANDIDATES_PER_AXIS:  # a huge axis: sizes up to the candidate limit, and the whole
         sizes = sizes[:MAX_CANDIDATES_PER_AXIS - 1] + [sizes[-1]]
     work, largest, count = [], [], []
