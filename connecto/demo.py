@@ -23,7 +23,9 @@ DEMO_SHAPE = (128, 256, 256)
 DEMO_VOXEL_SIZE_NM = (8, 8, 8)
 DEMO_SEED = 7  # the shipped model was trained on seed 101: the demo volume is unseen
 DEMO_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
-DEMO_THRESHOLD = 0.5
+# the segmentation's threshold is reconstruct's default (the shipped model's recommendation,
+# else connecto.defaults.DEFAULT_THRESHOLD); small segments are absorbed as the demo always did
+DEMO_MIN_SIZE = 100
 DEMO_SYNAPSES_PER_UM3 = 10.0  # denser than cortex (about 1): a small volume with a connectome worth a look
 
 
@@ -36,6 +38,24 @@ def shipped_synapse_checkpoint() -> str:
     return str(resources.files("connecto") / "data" / "synthetic_synapses.pt")
 
 
+DEMO_MARKER = ".connecto-demo"  # in every directory the demo made: --overwrite deletes only those
+
+
+def prepare_output(out_dir: str, overwrite: bool) -> None:
+    """Create ``out_dir`` for the demo (with its marker file); with ``overwrite`` empty it first, but only a
+    directory the demo made: any other non-empty directory (a home directory, a data folder) is refused."""
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, DEMO_MARKER)):
+        raise FileExistsError(f"{out_dir} is not empty and was not made by connecto demo (it has no {DEMO_MARKER} "
+                              "file); choose another --out, or empty it yourself")
+    if overwrite and os.path.isdir(out_dir):
+        import shutil
+
+        shutil.rmtree(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, DEMO_MARKER), "w") as f:
+        f.write("made by connecto demo; connecto demo --overwrite may delete this directory\n")
+
+
 def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = False, progress: bool = True,
              precision: str = "auto", memory_limit=None) -> dict:
     from chunks import open_volume
@@ -45,10 +65,7 @@ def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = Fal
 
     start = time.perf_counter()
     out_dir = os.path.abspath(out_dir)
-    if overwrite and os.path.isdir(out_dir):
-        import shutil
-
-        shutil.rmtree(out_dir)
+    prepare_output(out_dir, overwrite)
     truth_dir = os.path.join(out_dir, "synthetic")
     click.echo(f"1/3 generating a {DEMO_SHAPE} synthetic EM volume ({DEMO_VOXEL_SIZE_NM} nm) in {truth_dir}")
     with connect(None, num_workers) as client:
@@ -58,7 +75,7 @@ def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = Fal
                "synapses")
     config = ReconstructConfig(
         raw=os.path.join(truth_dir, "raw.zarr"), run_dir=os.path.join(out_dir, "run"),
-        checkpoint=shipped_checkpoint(), threshold=DEMO_THRESHOLD, thresholds=DEMO_THRESHOLDS,
+        checkpoint=shipped_checkpoint(), thresholds=DEMO_THRESHOLDS, min_size=DEMO_MIN_SIZE,
         ground_truth=os.path.join(truth_dir, "labels.zarr"), synapse_checkpoint=shipped_synapse_checkpoint(),
         synapse_truth=os.path.join(truth_dir, "synapses.parquet"), workers=num_workers,
         precision=precision, memory_limit=memory_limit,
@@ -78,7 +95,7 @@ def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = Fal
     evaluation = record["stages"]["evaluate"]
     found = evaluation["synapses"]
     click.echo("")
-    click.echo(f"accuracy against the known truth (threshold {DEMO_THRESHOLD}):")
+    click.echo(f"accuracy against the known truth (threshold {record['config']['threshold']}):")
     click.echo(f"  VOI split {evaluation['voi_split']:.3f}  VOI merge {evaluation['voi_merge']:.3f}  "
                f"VOI sum {evaluation['voi_sum']:.3f}  ARAND {evaluation['arand']:.3f}  "
                f"segments {evaluation['segments']} (truth: {_count_ids(open_volume(config.ground_truth))})")

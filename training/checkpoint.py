@@ -10,6 +10,11 @@ from .config import ModelConfig, config_to_dict
 
 FORMAT = "connecto-affinities-v1"
 
+# extra[THRESHOLD_KEY]: the merge-score threshold the model recommends for segmenting its
+# affinities (save_checkpoint(..., extra={"threshold": 0.6})); prediction copies it into the
+# affinity volume's attributes under the same key, where segmentation finds it.
+THRESHOLD_KEY = "threshold"
+
 
 def save_checkpoint(path: str, model, model_config: ModelConfig, *, step: int, optimizer=None,
                     raw_dtype: str = "uint8", voxel_size_nm=None, extra: dict | None = None,
@@ -46,7 +51,7 @@ def load_checkpoint(path: str, expected_config: ModelConfig | None = None, map_l
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise ValueError(f"cannot load checkpoint {path!r}: {str(exc).splitlines()[0]}") from None
+        raise ValueError(f"cannot load checkpoint {path!r}: {_load_failure(exc)}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path!r} is not a connecto model checkpoint (format {FORMAT})")
     config = model_config_from_checkpoint(state)
@@ -56,6 +61,33 @@ def load_checkpoint(path: str, expected_config: ModelConfig | None = None, map_l
         raise ValueError(f"checkpoint {path!r} was trained with another model ({'; '.join(diffs)}); "
                          "use the config it was trained with or start a new out_dir")
     return state
+
+
+def recommended_threshold(values: dict | None, *, where: str) -> float | None:
+    """``values[THRESHOLD_KEY]`` (a checkpoint's ``extra``, an affinity volume's attributes) as a
+    threshold in [0, 1], or None when absent; ``where`` names the source in the error.
+
+    >>> recommended_threshold({"threshold": 0.6}, where="model.pt")
+    0.6
+    """
+    value = (values or {}).get(THRESHOLD_KEY)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{where}: recommended threshold {value!r} ({THRESHOLD_KEY!r}) must be a number in [0, 1]")
+    return float(value)
+
+
+def _load_failure(exc: Exception) -> str:
+    """Why torch could not load a file, in one line, without torch's advice to load it with
+    ``weights_only=False`` (which would run whatever code the file holds). Any failure other than
+    refused code (zip, pickle or struct errors of a cut or foreign file) means a broken file."""
+    message = str(exc)
+    code = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", message, flags=re.IGNORECASE)
+    if code:
+        return (f"it holds Python objects ({code.group(1)}) that no model file needs, and was not run; "
+                "use a checkpoint written by connecto train")
+    return "it is not a torch checkpoint, or it is truncated or corrupt; use a checkpoint written by connecto train"
 
 
 def model_config_from_checkpoint(state: dict) -> ModelConfig:

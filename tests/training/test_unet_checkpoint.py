@@ -54,8 +54,28 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     with pytest.raises(ValueError, match="is not a connecto model checkpoint"):
         load_checkpoint(str(tmp_path / "other.pt"))
     (tmp_path / "junk.pt").write_bytes(b"junk")
-    with pytest.raises(ValueError, match="cannot load checkpoint"):
+    with pytest.raises(ValueError, match="cannot load checkpoint .*junk.pt': it is not a torch checkpoint, or it is "
+                                         "truncated or corrupt") as junk:
         load_checkpoint(str(tmp_path / "junk.pt"))
+    good = (tmp_path / "c.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt") as cut:
+        load_checkpoint(str(tmp_path / "cut.pt"))
+    for error in (junk, cut):  # never torch's advice to load with weights_only=False (it would run the file)
+        assert "weights_only" not in str(error.value) and "\n" not in str(error.value)
+
+
+class _Code:
+    def __reduce__(self):
+        return (print, ("this ran",))
+
+
+def test_a_checkpoint_holding_code_is_refused_without_running_it(tmp_path, capsys):
+    torch.save({"format": "connecto-affinities-v1", "x": _Code()}, tmp_path / "code.pt")
+    with pytest.raises(ValueError, match=r"holds Python objects \(print\) that no model file needs, and was "
+                                         "not run") as error:
+        load_checkpoint(str(tmp_path / "code.pt"))
+    assert "weights_only" not in str(error.value) and "this ran" not in capsys.readouterr().out
 
 
 def test_config_files_toml_and_yaml(tmp_path):
