@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/connecto demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rA
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py --json bench-results/engine.json

@@ -174,7 +174,7 @@ def run_region_graph(run_dir: Path, max_scores, skip_waterz: bool) -> dict:
     """Mean agglomeration of a run's region graph (per max_score), and waterz on its affinities + fragments."""
     from chunks import open_volume
     from connecto.segment.agglomerate import agglomerate_mean
-    from connecto.segment.blockwise import read_edges, read_fragments
+    from connecto.segment.graph_store import read_edges, read_fragments
 
     edges, fragments = read_edges(str(run_dir)), read_fragments(str(run_dir))
     result = {"run": str(run_dir), "fragments": len(fragments), "edges": len(edges), "connecto": []}

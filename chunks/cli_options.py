@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from .coordinate import parse_coordinate
@@ -20,12 +22,27 @@ def coordinate_option(name: str):
     return convert
 
 
-def engine_options(fn):
-    """--scheduler, --workers, --block-shape, --overwrite, --no-progress: the same on every blockwise command."""
+_SCHEDULERS = {
+    None: "a local cluster with one worker per core",
+    "local": "'local', a local cluster with one worker process per core",
+    "threads": "'threads', a local cluster of threads in this process",
+    "sync": "'sync', one block after another in this process",
+}
+
+
+def engine_options(fn=None, *, default_scheduler: str | None = None):
+    """--scheduler, --workers, --block-shape, --overwrite, --no-progress: the same on every blockwise command.
+
+    ``@engine_options``, or ``@engine_options(default_scheduler="threads")`` for a command whose
+    function runs on another scheduler than the engine's default when ``--scheduler`` is not
+    given (the option stays None; the help names the command's default).
+    """
+    if fn is None:
+        return functools.partial(engine_options, default_scheduler=default_scheduler)
     options = [
         click.option("--scheduler", default=None, metavar="ADDRESS",
-                     help="dask scheduler: tcp://HOST:PORT for a cluster, 'threads', 'sync'; "
-                          "default: a local cluster with one worker per core"),
+                     help="dask scheduler: tcp://HOST:PORT for a cluster, 'local', 'threads', 'sync'; "
+                          f"default: {_SCHEDULERS.get(default_scheduler, repr(default_scheduler))}"),
         click.option("--workers", type=click.IntRange(min=1), default=None,
                      help="workers of the local cluster (default: number of cores)"),
         click.option("--block-shape", callback=coordinate_option("block shape"), default=None, metavar="Z,Y,X",

@@ -2,6 +2,12 @@
 
 Whether a Coordinate holds voxels or nanometres is said by the name that holds it
 (``shape``, ``offset`` are voxels; ``voxel_size_nm`` is nm), never mixed silently.
+
+funlib.geometry's ``Coordinate`` (0.3.0 on PyPI) is the same idea, a tuple with element-wise
+arithmetic; we keep our own because it converts values with ``int()``, so
+``Coordinate(4.6, 4.6, 50)`` silently becomes ``(4, 4, 50)`` (this one raises ``TypeError``:
+voxel sizes such as 4.6 nm must not be truncated), it refuses arithmetic with a plain tuple,
+allows ``None`` entries, and checks dimensions with ``assert``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,13 @@
-"""``Roi``: an immutable axis-aligned box (offset, shape) in voxels, zyx."""
+"""``Roi``: an immutable axis-aligned box (offset, shape) in voxels, zyx.
+
+Its interface follows funlib.geometry's ``Roi`` (0.3.0 on PyPI, pure Python), which we do
+not use because it differs where it matters here: its ``offset`` and ``shape`` can be
+reassigned after construction, and it defines ``__eq__`` without ``__hash__`` (a Roi cannot
+key a dict); ``grow(2)`` grows only the start (``amount_pos`` defaults to 0), where every
+block's context here grows both sides; axes may be unbounded (``None``), and bad input is
+caught by ``assert``. This Roi is a frozen, hashable dataclass, always bounded, raises
+``ValueError`` and tiles itself into blocks (:meth:`Roi.blocks`).
+"""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def ingest(source, out, voxel_size, chunk_shape, offset, scheduler, workers, blo
 def smooth(raw, out, sigma_nm, scheduler, workers, block_shape, overwrite, progress):
     """Gaussian-smooth the volume RAW into OUT, blockwise (seam-free)."""
     from chunks import open_volume
-    from connecto.stages.smooth import smooth_volume
+    from connecto.smooth import smooth_volume
 
     vol = smooth_volume(open_volume(raw), out, sigma_nm, block_shape=block_shape, scheduler=scheduler,
                         num_workers=workers, overwrite=overwrite, progress=progress)

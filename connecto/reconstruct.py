@@ -33,15 +33,10 @@ from dataclasses import dataclass, field
 
 from chunks import open_volume
 from chunks.cluster import connect
+from connecto.defaults import DEFAULT_SCHEDULER, DEFAULT_THRESHOLD
+from connecto.segment.params import default
 
 logger = logging.getLogger(__name__)
-
-# A local dask cluster of threads: torch, numpy, cc3d, fastremap and the compiled agglomeration
-# compute without the GIL, and one process moves no block between processes and starts at once.
-# Measured with benchmarks/fib25.py --scheduler: on 2 cores 15.0 and 16.4 s against 18.3 and
-# 18.6 s on worker processes; on 16 cores and a GPU 20.0 and 20.9 s against 20.8 s (worker
-# processes for all but prediction) and 29.0 and 35.6 s (worker processes for prediction too).
-DEFAULT_SCHEDULER = "threads"
 
 
 @dataclass(frozen=True)
@@ -51,8 +46,12 @@ class ReconstructConfig:
     raw : a volume URL, or an ingest source (``FILE.h5:/raw``, an image stack, ``.tif``, ``.npy``).
     voxel_size_nm : needed when ``raw`` is an ingest source (z, y, x).
     checkpoint : the affinity model.
-    threshold : merge-score threshold of the written segmentation; ``thresholds`` are
-        additionally evaluated when ``ground_truth`` is given.
+    threshold : merge-score threshold of the written segmentation; default: the one the
+        model recommends (its checkpoint's ``extra["threshold"]``), else
+        ``connecto.defaults.DEFAULT_THRESHOLD``. ``thresholds`` are additionally evaluated
+        when ``ground_truth`` is given.
+    aff_low, aff_high, method, min_size : as :class:`connecto.segment.params.SegmentParams`,
+        whose defaults they share (``min_size`` 0: small segments are kept).
     synapse_checkpoint : a synapse model (``model.outputs = ["synapses"]``); without it no
         synapses are detected. ``synapse_params`` are :class:`connecto.synapses.detect.DetectParams`
         fields (threshold, min_size, dilation_nm, post_fraction, max_extent_nm).
@@ -64,7 +63,7 @@ class ReconstructConfig:
         prediction block shape follows from it unless ``predict_block_shape`` is given.
     scheduler : as the engine's (``"local"``: a local cluster of worker processes, a dask
         address, ``"sync"``); default ``"threads"``, a local cluster of threads in this process
-        (see ``DEFAULT_SCHEDULER``).
+        (``connecto.defaults.DEFAULT_SCHEDULER``, where the measurement behind it is).
     """
 
     raw: str
@@ -76,12 +75,12 @@ class ReconstructConfig:
     context: tuple[int, int, int] | None = None  # default: the model's receptive field
     precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16": see training.precision
     memory_limit: str | int | None = None  # per worker for a prediction block; default 1 GiB
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the model's recommendation, else DEFAULT_THRESHOLD
     thresholds: tuple[float, ...] = ()
-    aff_low: float = 0.0001
-    aff_high: float = 0.9999
-    method: str = "mean"
-    min_size: int = 100
+    aff_low: float = default("aff_low")
+    aff_high: float = default("aff_high")
+    method: str = default("method")
+    min_size: int = default("min_size")
     segment_block_shape: tuple[int, int, int] | None = None
     ground_truth: str | None = None
     synapse_checkpoint: str | None = None
@@ -187,11 +186,24 @@ class _RunRecord:
         os.replace(tmp, self.path)
 
 
-def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) -> dict:
-    """Run (or resume) every stage; returns run.json's content."""
-    from connecto.ingest import ingest
-    from connecto.segment.blockwise import SegmentParams, segment
+def model_threshold(checkpoint: str) -> float:
+    """The threshold the model in ``checkpoint`` recommends (``extra["threshold"]``), else
+    :data:`connecto.defaults.DEFAULT_THRESHOLD`."""
+    from training.checkpoint import load_checkpoint, recommended_threshold
 
+    recommended = recommended_threshold(load_checkpoint(checkpoint).get("extra"), where=checkpoint)
+    return DEFAULT_THRESHOLD if recommended is None else recommended
+
+
+def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) -> dict:
+    """Run (or resume) every stage; returns run.json's content (whose ``config.threshold`` is
+    the threshold used, the model's or the default one when the config gives none)."""
+    from connecto.ingest import ingest
+    from connecto.segment.blockwise import segment
+    from connecto.segment.params import SegmentParams
+
+    if config.threshold is None:
+        config = dataclasses.replace(config, threshold=model_threshold(config.checkpoint))
     echo = echo or (lambda message: logger.info(message))
     run_dir = os.path.abspath(config.run_dir)
     os.makedirs(run_dir, exist_ok=True)
@@ -348,8 +360,10 @@ def evaluate_run_synapses(run_dir: str, ground_truth: str, synapse_truth: str, t
 
 def evaluate_run(run_dir: str, ground_truth: str, threshold: float, thresholds=(), params=None) -> dict:
     """VOI/ARAND of the run's segmentation (and of other thresholds from the merge history)."""
-    from connecto.segment.blockwise import SegmentParams, evaluate_thresholds, read_history
     from connecto.segment.evaluate import evaluate, open_labels
+    from connecto.segment.graph_store import read_history
+    from connecto.segment.params import SegmentParams
+    from connecto.segment.sweep import evaluate_thresholds
 
     segmentation = open_volume(os.path.join(run_dir, "segmentation"))
     result = evaluate(segmentation, ground_truth)

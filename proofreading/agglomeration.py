@@ -6,6 +6,8 @@ import os
 
 import numpy as np
 
+from chunks.graph import component_min_ids
+
 from .mapping import SegmentMapping
 from .tables import MERGE_HISTORY, read_fragment_ids, read_table
 
@@ -14,23 +16,17 @@ def mapping_at_threshold(fragment_ids: np.ndarray, u: np.ndarray, v: np.ndarray,
                          threshold: float) -> SegmentMapping:
     """Union of every merge with ``score <= threshold``; a set's segment id is its smallest fragment id.
 
+    ``fragment_ids`` are sorted and unique; merges with background (id 0) are ignored.
+
     >>> m = mapping_at_threshold(np.array([1, 2, 3, 4], np.uint64), np.array([3, 1], np.uint64),
     ...                          np.array([4, 2], np.uint64), np.array([0.1, 0.7]), 0.5)
     >>> m.segment_ids.tolist()
     [1, 2, 3, 3]
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     fragment_ids = np.asarray(fragment_ids, dtype=np.uint64)
+    u, v = np.asarray(u, dtype=np.uint64), np.asarray(v, dtype=np.uint64)
     keep = (np.asarray(score) <= threshold) & (u != 0) & (v != 0)
-    iu, iv = np.searchsorted(fragment_ids, u[keep]), np.searchsorted(fragment_ids, v[keep])
-    n = len(fragment_ids)
-    graph = coo_matrix((np.ones(len(iu), np.int8), (iu, iv)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    # fragment ids are sorted, so a component's first position holds its smallest fragment id
-    _, first = np.unique(labels, return_index=True)
-    return SegmentMapping(fragment_ids, fragment_ids[first][labels], version=0)
+    return SegmentMapping(fragment_ids, component_min_ids(fragment_ids, u[keep], v[keep]), version=0)
 
 
 def agglomeration_mapping(run_dir: str | os.PathLike, threshold: float) -> SegmentMapping:

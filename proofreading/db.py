@@ -6,6 +6,13 @@ placeholder style and ``BLOB`` -> ``BYTEA``. A write transaction takes the log's
 before it reads the head (SQLite ``BEGIN IMMEDIATE``; PostgreSQL a transaction-scoped
 advisory lock per schema), so two
 writers never compute the same next version.
+
+Not SQLAlchemy: its Core would write the portable types and placeholders (the two rewrites
+above), but not the part that matters, the write lock taken at BEGIN. Its SQLite dialect
+(2.1.9) has no option for ``BEGIN IMMEDIATE``; its documentation controls BEGIN on SQLite
+with event hooks that emit the statement by hand, which is what :meth:`Database.transaction`
+does; PostgreSQL's advisory lock is SQL text either way. It would add a dependency and keep
+this code.
 """
 
 from __future__ import annotations

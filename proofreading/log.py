@@ -3,6 +3,9 @@
 Every method that writes expects to run inside ``db.transaction(write=True)``, which the
 :class:`~proofreading.proofreader.Proofreader` opens; rows are only ever inserted, so an
 edit is wholly in the log (its transaction committed) or wholly out.
+
+The SQL is written once for SQLite and PostgreSQL through the small adapter in :mod:`.db`
+(why not SQLAlchemy: see there).
 """
 
 from __future__ import annotations

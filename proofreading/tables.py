@@ -24,9 +24,7 @@ FRAGMENTS = ("graph", "fragments*.parquet")
 MERGE_HISTORY = ("agglomeration", "merge_history.parquet")
 FRAGMENT_IDS = ("agglomeration", "fragment_ids.parquet")
 
-EDGE_COLUMNS = ("u", "v", "contact_area", "affinity_mean")
 CENTROID_COLUMNS = (("z", "y", "x"), ("z_nm", "y_nm", "x_nm"))
-MERGE_COLUMNS = ("u", "v", "score")
 
 
 def table_paths(run_dir: str | os.PathLike, where: tuple[str, str]) -> list[str]:

@@ -57,7 +57,7 @@ def _predict_options(fn):
                       help="chunk shape of the output (default: the raw volume's)")(fn)
     fn = precision_option()(fn)
     fn = memory_limit_option(fn)
-    return engine_options(fn)
+    return engine_options(fn, default_scheduler="threads")  # predict_volume's default
 
 
 @click.command()

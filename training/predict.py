@@ -31,7 +31,7 @@ from chunks.blocks import plan_blocks
 from chunks.cluster import default_workers
 from chunks.memory import release_free_memory
 
-from .checkpoint import build_model, load_checkpoint, model_config_from_checkpoint
+from .checkpoint import THRESHOLD_KEY, build_model, load_checkpoint, model_config_from_checkpoint, recommended_threshold
 from .data import normalize_raw
 from .unet import receptive_field_radius
 
@@ -240,6 +240,8 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
     state = load_checkpoint(checkpoint)
     config = model_config_from_checkpoint(state)
     check_raw(raw, state, checkpoint)
+    # an affinity model's recommended merge threshold, checked before the work
+    threshold = recommended_threshold(state.get("extra"), where=checkpoint) if "affinities" in config.outputs else None
     if scheduler is None:  # torch computes without the GIL: one process, its threads share the blocks
         scheduler = "threads"
     choice = _resolve_where_blocks_run(scheduler, checkpoint, precision)
@@ -289,6 +291,7 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
              "precision": choice.precision}
     if "affinities" in config.outputs:
         attrs["affinity_offsets"] = [list(o) for o in config.offsets]
+        attrs[THRESHOLD_KEY] = threshold  # the model's recommended threshold, or None (clears an older one)
     out.update_attrs(attrs)
     return out
 

@@ -26,7 +26,8 @@ def affinities_from_labels(labels: np.ndarray, offsets=NEIGHBOUR_OFFSETS, backgr
     ``aff[c, p] = 1`` when voxel p and p + offsets[c] carry the same non-zero label.
     The mask is 1 where both voxels are labelled (and the neighbour exists); with
     ``background_is_boundary`` label 0 is a real boundary (membrane maps, e.g. ISBI)
-    and counts as labelled with affinity 0.
+    and counts as labelled with affinity 0. The one implementation: connecto's test affinities
+    (:func:`connecto.segment.affinities.affinities_from_labels`) are these as uint8.
 
     >>> labels = np.array([[[1, 1, 2]]])
     >>> aff, mask = affinities_from_labels(labels)

@@ -227,7 +227,7 @@ def same_partition(fragments_a, segments_a, fragments_b, segments_b) -> bool:
 def fragment_statistics(run_dir: Path, fragments) -> pd.DataFrame:
     """Per fragment: id, size (voxels), centroid (nm), bbox (world voxels): from the fragment
     tables, or computed from the fragment Volume where the tables lack them."""
-    from connecto.segment.blockwise import read_fragments
+    from connecto.segment.graph_store import read_fragments
 
     if any((run_dir / "graph").glob("fragments-*.parquet")):
         table = read_fragments(str(run_dir))

@@ -10,6 +10,10 @@ blockwise wrapper in :mod:`connecto.segment.blockwise`:
 - :mod:`.greedy`: the compiled priority queue behind the mean hierarchy
 - :mod:`.relabel`: a fragment -> segment mapping applied to voxels (fastremap)
 - :mod:`.evaluate`: VOI split/merge, adapted Rand error, worst objects
+- :mod:`.params`: ``SegmentParams``, the parameters and their one default each
+- :mod:`.blockwise`: the stages through the engine and the ``segment`` pipeline (orchestration)
+- :mod:`.graph_store`: the run directory's Parquet tables (region graph, merge history, mappings)
+- :mod:`.sweep`: VOI / ARAND of many thresholds from one contingency table
 
 Nothing heavy is imported here; import the submodules you use.
 """

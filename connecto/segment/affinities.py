@@ -1,4 +1,4 @@
-"""Affinity conventions, input checks, and affinities derived from labels (for tests).
+"""Affinity conventions, input checks, and uint8 affinities derived from labels (for tests).
 
 Affinities are ``(3, z, y, x)``; channel ``c`` holds the affinity between voxel
 ``(z, y, x)`` and its neighbour at -1 along axis ``c`` (offsets ``(-1, 0, 0)``,
@@ -11,6 +11,8 @@ integers and a blockwise run adds up to exactly what a single-block run computes
 from __future__ import annotations
 
 import numpy as np
+
+from training.targets import affinities_from_labels as _targets
 
 OFFSETS = ((-1, 0, 0), (0, -1, 0), (0, 0, -1))
 AFFINITY_MAX = 255
@@ -39,16 +41,17 @@ def as_uint8_affinities(affs, where: str = "affinities") -> np.ndarray:
     raise AffinityError(f"{where} have dtype {affs.dtype}; expected uint8 (0..255 = 0..1) or float in [0, 1]")
 
 
-def affinities_from_labels(labels: np.ndarray, *, noise: float = 0.0, seed: int | None = 0,
-                           background_affinity: float = 0.0) -> np.ndarray:
-    """uint8 affinities ``(3, z, y, x)`` from a label volume: 1 within an object, 0 across.
+def affinities_from_labels(labels: np.ndarray, *, noise: float = 0.0, seed: int | None = 0) -> np.ndarray:
+    """uint8 affinities ``(3, z, y, x)`` from a label volume: 1 within an object, 0 across (for tests and benchmarks).
+
+    The training targets (:func:`training.targets.affinities_from_labels`) for :data:`OFFSETS`
+    (background and the first plane of each channel are 0), with optional noise, as uint8.
 
     Parameters
     ----------
     labels : integer labels (z, y, x); 0 is background.
     noise : standard deviation of Gaussian noise added to the 0/1 values before clipping.
     seed : seed of the noise.
-    background_affinity : affinity between two background voxels.
 
     >>> labels = np.array([[[1, 1, 2]]])
     >>> affinities_from_labels(labels)[2].tolist()
@@ -57,16 +60,7 @@ def affinities_from_labels(labels: np.ndarray, *, noise: float = 0.0, seed: int 
     labels = np.asarray(labels)
     if labels.ndim != 3:
         raise ValueError(f"labels have shape {labels.shape}; expected (z, y, x)")
-    affs = np.zeros((3, *labels.shape), dtype=np.float32)
-    for c in range(3):
-        here = [slice(None)] * 3
-        before = [slice(None)] * 3
-        here[c], before[c] = slice(1, None), slice(None, -1)
-        a, b = labels[tuple(here)], labels[tuple(before)]
-        same = (a == b).astype(np.float32)
-        same[(a == 0) & (b == 0)] = background_affinity
-        same[(a == 0) != (b == 0)] = 0.0
-        affs[c][tuple(here)] = same
+    affs, _ = _targets(labels, OFFSETS)
     if noise > 0:
         rng = np.random.default_rng(seed)
         affs += rng.normal(0.0, noise, size=affs.shape).astype(np.float32)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from chunks.graph import component_min_ids
+
 from .affinities import AFFINITY_MAX
 
 logger = logging.getLogger(__name__)
@@ -60,20 +62,10 @@ class MergeHistory:
 
 
 def components_mapping(fragment_ids: np.ndarray, u: np.ndarray, v: np.ndarray) -> pd.DataFrame:
-    """Connected components of the pairs ``(u, v)`` over ``fragment_ids``, as a mapping table."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
+    """Connected components of the pairs ``(u, v)`` over sorted ``fragment_ids``, as a mapping table
+    (a segment is named by its smallest fragment id; :func:`chunks.graph.component_min_ids`)."""
     fragment_ids = np.asarray(fragment_ids, dtype=np.uint64)
-    n = fragment_ids.size
-    if n == 0:
-        return pd.DataFrame({"fragment": np.empty(0, np.uint64), "segment": np.empty(0, np.uint64)})
-    iu, iv = np.searchsorted(fragment_ids, u), np.searchsorted(fragment_ids, v)
-    graph = coo_matrix((np.ones(iu.size, np.int8), (iu, iv)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    smallest = np.full(labels.max() + 1, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(smallest, labels, np.arange(n))  # fragment_ids are sorted: smallest index = smallest id
-    return pd.DataFrame({"fragment": fragment_ids, "segment": fragment_ids[smallest[labels]]})
+    return pd.DataFrame({"fragment": fragment_ids, "segment": component_min_ids(fragment_ids, u, v)})
 
 
 # --- the graph in compact form ----------------------------------------------------------

@@ -3,12 +3,8 @@
 Layout of a run directory ``OUT`` (a local path or a bucket URL):
 
 - ``OUT/fragments``: uint64 fragment Volume (ids from block-derived ranges);
-- ``OUT/graph/fragments-<block>.parquet``: fragment table of each block;
-- ``OUT/graph/edges-<block>.parquet``: region-graph edges owned by each block;
-- ``OUT/agglomeration/merge_history.parquet``: merges ``(u, v, score)`` in order, and
-  ``OUT/agglomeration/fragment_ids.parquet``: every fragment id; ``history.json``, written
-  after both, names the parameters and graph they came from (a rerun reuses them);
-- ``OUT/agglomeration/mapping-<threshold>.parquet``: fragment -> segment at a threshold;
+- ``OUT/graph/``, ``OUT/agglomeration/``: the region graph, merge history and mappings as
+  Parquet tables (:mod:`.graph_store` reads and writes them);
 - ``OUT/segmentation``: the relabelled Volume for one threshold (when asked for);
 - ``OUT/segment.json``: parameters and timings (``run.json`` is the pipeline's).
 
@@ -18,6 +14,9 @@ merged graph, which is small beside the volume. Every block's outputs derive fro
 block alone, so reruns resume and a block written twice writes the same bytes. A rerun
 also reuses a finished merge history of the same parameters and graph, and the relabel
 resumes when the mapping is the same bytes as before.
+
+This module orchestrates; the parameters are :mod:`.params`, the tables :mod:`.graph_store`,
+the threshold sweep :mod:`.sweep`. Their public names are importable from here too.
 """
 
 from __future__ import annotations
@@ -33,47 +32,45 @@ import pandas as pd
 
 from chunks import Coordinate, Roi, Volume, create_volume, open_volume, run_blockwise
 from chunks.blocks import default_block_shape
-from chunks.fs import filesystem, read_json, write_json
+from chunks.cluster import connect
 from chunks.errors import IncompatibleVolumeError
+from chunks.fs import filesystem, write_json
 from chunks.urls import parse_url
+from connecto.defaults import DEFAULT_SCHEDULER, DEFAULT_THRESHOLD
 
 from .affinities import AffinityError, as_uint8_affinities
 from .agglomerate import MergeHistory, agglomerate_mean, mutex_watershed
 from .fragments import background_mask, components, fragment_table, link_mask, offset_ids
+from .graph_store import (
+    GRAPH_COLUMNS,
+    HISTORY_RECORD,
+    final_mapping,
+    finished_history,
+    history_source,
+    join,
+    read_edges,
+    read_fragments,
+    read_history,
+    read_table,
+    remove_folder,
+    write_history,
+    write_mapping,
+    write_table,
+)
+from .params import DEFAULT_PARAMS, METHODS, SegmentParams
 from .region_graph import region_graph
+from .sweep import evaluate_thresholds
+
+__all__ = [
+    "CONTEXT", "GRAPH_COLUMNS", "HISTORY_RECORD", "METHODS", "SegmentParams", "SegmentResult", "agglomerate_run",
+    "compute_fragments", "compute_region_graph", "default_threshold", "evaluate_thresholds", "final_mapping",
+    "finished_history", "fragments_block", "read_edges", "read_fragments", "read_history", "region_graph_block",
+    "relabel_block", "relabel_volume", "segment", "segment_array", "write_mapping",
+]
 
 logger = logging.getLogger(__name__)
 
 CONTEXT = Coordinate(2, 2, 2)  # a link depends on the edges within two voxels (see .fragments)
-METHODS = ("mean", "mutex")
-
-
-@dataclass(frozen=True)
-class SegmentParams:
-    """Parameters of a segmentation run (CLI flags map onto these fields).
-
-    aff_low, aff_high : watershed thresholds on affinities (see :mod:`.fragments`).
-    method : ``"mean"`` (mean-affinity merge history, waterz semantics) or ``"mutex"``
-        (mutex watershed on the region graph).
-    bias : mutex only: edges with mean affinity above it attract, below repel.
-    max_score : mean only: merges scoring above it are not computed (1.0: all).
-    min_size : segments smaller than this many voxels join their best neighbour
-        after agglomeration (:mod:`.small`); 0 keeps them.
-    """
-
-    aff_low: float = 0.0001
-    aff_high: float = 0.9999
-    method: str = "mean"
-    bias: float = 0.5
-    max_score: float = 1.0
-    min_size: int = 0
-
-    def __post_init__(self):
-        if self.method not in METHODS:
-            raise ValueError(f"agglomeration method {self.method!r} is not one of {', '.join(METHODS)}")
-        if not 0.0 <= self.aff_low <= self.aff_high <= 1.0:
-            raise ValueError(f"affinity thresholds must satisfy 0 <= aff_low ({self.aff_low}) <= "
-                             f"aff_high ({self.aff_high}) <= 1")
 
 
 @dataclass
@@ -83,10 +80,11 @@ class SegmentResult:
     history: MergeHistory
     segmentation: Volume | None = None
     evaluations: pd.DataFrame | None = None
+    thresholds: list = field(default_factory=list)  # the thresholds used (a default one resolved)
     seconds: dict = field(default_factory=dict)
 
 
-def segment_array(affs: np.ndarray, params: SegmentParams = SegmentParams(),
+def segment_array(affs: np.ndarray, params: SegmentParams = DEFAULT_PARAMS,
                   voxel_size_nm=(1, 1, 1)) -> tuple[np.ndarray, MergeHistory]:
     """The whole pipeline on an in-memory affinity array: (fragments, merge history).
 
@@ -126,7 +124,7 @@ def fragments_block(params: SegmentParams, id_stride: int, volume_roi: Roi, voxe
     local, _ = components(links, background)
     labels = offset_ids(local, block.block_id * id_stride)
     table = fragment_table(labels, offset=block.write_roi.begin, volume_roi=volume_roi, voxel_size_nm=voxel_size_nm)
-    _write_table(table, run_dir, "graph", f"fragments-{block.name}.parquet")
+    write_table(table, run_dir, "graph", f"fragments-{block.name}.parquet")
     return {"fragments": labels}
 
 
@@ -135,7 +133,7 @@ def region_graph_block(params: SegmentParams, volume_roi: Roi, run_dir: str, blo
     affs = _block_affinities(block, inputs)
     links = link_mask(affs, params.aff_low, params.aff_high, _first_plane_absent(block, volume_roi))
     edges = region_graph(inputs["fragments"], affs, owned=block.write_slices(), links=links)
-    _write_table(edges, run_dir, "graph", f"edges-{block.name}.parquet")
+    write_table(edges, run_dir, "graph", f"edges-{block.name}.parquet")
 
 
 def relabel_block(mapping_path: str, id_stride: int, block, inputs):
@@ -143,7 +141,7 @@ def relabel_block(mapping_path: str, id_stride: int, block, inputs):
 
     fragments = inputs["fragments"]
     low, high = block.block_id * id_stride + 1, (block.block_id + 1) * id_stride
-    mapping = _read_parquet(mapping_path, filters=[("fragment", ">=", low), ("fragment", "<=", high)])
+    mapping = read_table(mapping_path, filters=[("fragment", ">=", low), ("fragment", "<=", high)])
     return {"segmentation": relabel(fragments, mapping)}
 
 
@@ -162,12 +160,12 @@ def _check_affinities_volume(affs: Volume) -> None:
                             "or float in [0, 1]")
 
 
-def compute_fragments(affs: Volume, run_dir: str, *, params: SegmentParams = SegmentParams(), block_shape=None,
-                      scheduler=None, num_workers=None, overwrite=False, progress=True) -> Volume:
+def compute_fragments(affs: Volume, run_dir: str, *, params: SegmentParams = DEFAULT_PARAMS, block_shape=None,
+                      scheduler=DEFAULT_SCHEDULER, num_workers=None, overwrite=False, progress=True) -> Volume:
     """Blockwise fragments of ``affs`` into ``run_dir/fragments`` (+ fragment tables)."""
     _check_affinities_volume(affs)
     block_shape = Coordinate(block_shape) if block_shape else default_block_shape(affs.shape, affs.chunk_shape)
-    out = create_volume(_join(run_dir, "fragments"), affs.shape, np.uint64, affs.voxel_size_nm,
+    out = create_volume(join(run_dir, "fragments"), affs.shape, np.uint64, affs.voxel_size_nm,
                         offset=affs.offset, chunk_shape=_chunk_for(block_shape, affs.shape), overwrite=overwrite,
                         layer_type="segmentation")
     stage = functools.partial(fragments_block, params, block_shape.prod(), affs.roi, affs.voxel_size_nm, run_dir)
@@ -177,8 +175,9 @@ def compute_fragments(affs: Volume, run_dir: str, *, params: SegmentParams = Seg
     return out
 
 
-def compute_region_graph(affs: Volume, fragments: Volume, run_dir: str, *, params: SegmentParams = SegmentParams(),
-                         block_shape=None, scheduler=None, num_workers=None, overwrite=False, progress=True) -> None:
+def compute_region_graph(affs: Volume, fragments: Volume, run_dir: str, *, params: SegmentParams = DEFAULT_PARAMS,
+                         block_shape=None, scheduler=DEFAULT_SCHEDULER, num_workers=None, overwrite=False,
+                         progress=True) -> None:
     """Blockwise region graph into ``run_dir/graph/edges-<block>.parquet``."""
     if fragments.roi != affs.roi:
         raise ValueError(f"fragments (Roi {fragments.roi}) must cover the affinities' Roi {affs.roi}")
@@ -190,7 +189,7 @@ def compute_region_graph(affs: Volume, fragments: Volume, run_dir: str, *, param
                   num_workers=num_workers, overwrite=overwrite, progress=progress)
 
 
-def agglomerate_run(run_dir: str, params: SegmentParams = SegmentParams(), *, edges: pd.DataFrame | None = None,
+def agglomerate_run(run_dir: str, params: SegmentParams = DEFAULT_PARAMS, *, edges: pd.DataFrame | None = None,
                     fragments: pd.DataFrame | None = None) -> MergeHistory:
     """Agglomerate the run's merged graph; writes the merge history and the fragment ids.
 
@@ -207,62 +206,12 @@ def agglomerate_run(run_dir: str, params: SegmentParams = SegmentParams(), *, ed
         history = mutex_watershed(edges, fragments, bias=params.bias)
     else:
         history = agglomerate_mean(edges, fragments, max_score=params.max_score)
-    _write_table(history.merges, run_dir, "agglomeration", "merge_history.parquet")
-    _write_table(pd.DataFrame({"id": history.fragment_ids}), run_dir, "agglomeration", "fragment_ids.parquet")
-    write_json(parse_url(_join(run_dir, "agglomeration")), HISTORY_RECORD, _history_source(params, edges, fragments))
+    write_history(run_dir, history, history_source(params, edges, fragments))
     return history
 
 
-HISTORY_RECORD = "history.json"
-
-
-def _history_source(params: SegmentParams, edges: pd.DataFrame, fragments: pd.DataFrame) -> dict:
-    """What a merge history depends on: the agglomeration parameters and the graph's size."""
-    return {"method": params.method, "max_score": params.max_score, "bias": params.bias,
-            "edges": len(edges), "fragments": len(fragments)}
-
-
-def finished_history(run_dir: str, params: SegmentParams, edges: pd.DataFrame,
-                     fragments: pd.DataFrame) -> MergeHistory | None:
-    """The run's merge history if one was finished for these parameters and this graph, else None."""
-    if read_json(parse_url(_join(run_dir, "agglomeration")), HISTORY_RECORD) != _history_source(params, edges,
-                                                                                                   fragments):
-        return None
-    return read_history(run_dir)
-
-
-def read_history(run_dir: str) -> MergeHistory:
-    merges = _read_parquet(_join(run_dir, "agglomeration", "merge_history.parquet"))
-    ids = _read_parquet(_join(run_dir, "agglomeration", "fragment_ids.parquet"))["id"].to_numpy(np.uint64)
-    return MergeHistory(merges, ids)
-
-
-def final_mapping(run_dir: str, history: MergeHistory, threshold: float, params: SegmentParams, *,
-                  edges: pd.DataFrame | None = None, fragments: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Fragment -> segment at ``threshold``, with small segments absorbed (``params.min_size``)."""
-    mapping = history.mapping(threshold)
-    if params.min_size > 0:
-        from .small import absorb_small
-
-        edges = read_edges(run_dir, GRAPH_COLUMNS) if edges is None else edges
-        fragments = read_fragments(run_dir) if fragments is None else fragments
-        mapping = absorb_small(mapping, edges, fragments, params.min_size)
-    return mapping
-
-
-def write_mapping(run_dir: str, history: MergeHistory, threshold: float,
-                  params: SegmentParams = SegmentParams(), **tables) -> str:
-    """Write the fragment -> segment mapping at ``threshold``; returns its path.
-
-    ``tables``: ``edges`` and ``fragments`` if already read (see :func:`final_mapping`).
-    """
-    name = f"mapping-{threshold:.4f}.parquet"
-    _write_table(final_mapping(run_dir, history, threshold, params, **tables), run_dir, "agglomeration", name)
-    return _join(run_dir, "agglomeration", name)
-
-
 def relabel_volume(fragments: Volume, mapping_path: str, out_url: str, *, id_stride: int, block_shape=None,
-                   scheduler=None, num_workers=None, overwrite=False, progress=True) -> Volume:
+                   scheduler=DEFAULT_SCHEDULER, num_workers=None, overwrite=False, progress=True) -> Volume:
     """Write ``fragments`` mapped through the mapping table at ``mapping_path`` into ``out_url``."""
     block_shape = Coordinate(block_shape) if block_shape else fragments.chunk_shape
     out = create_volume(out_url, fragments.shape, np.uint64, fragments.voxel_size_nm, offset=fragments.offset,
@@ -281,8 +230,23 @@ def relabel_volume(fragments: Volume, mapping_path: str, out_url: str, *, id_str
     return out
 
 
-def segment(affinities, run_dir: str, *, thresholds=(0.5,), ground_truth=None, params: SegmentParams = SegmentParams(),
-            write_segmentation: bool = True, block_shape=None, scheduler=None, num_workers=None,
+def default_threshold(affs: Volume) -> float:
+    """The threshold of a segmentation of ``affs`` when the user gives none.
+
+    The one the model recommends (its checkpoint's ``extra["threshold"]``, which prediction
+    records in the affinities' attributes), else :data:`connecto.defaults.DEFAULT_THRESHOLD`.
+    """
+    from training.checkpoint import recommended_threshold
+
+    recommended = recommended_threshold(affs.attrs, where=f"the attributes of {affs.url}")
+    if recommended is None:
+        return DEFAULT_THRESHOLD
+    logger.info("threshold %s: recommended by the model that predicted %s", recommended, affs.url)
+    return recommended
+
+
+def segment(affinities, run_dir: str, *, thresholds=None, ground_truth=None, params: SegmentParams = DEFAULT_PARAMS,
+            write_segmentation: bool = True, block_shape=None, scheduler=DEFAULT_SCHEDULER, num_workers=None,
             overwrite=False, progress=True, ignore_gt_labels=(0,)) -> SegmentResult:
     """Affinities -> fragments -> region graph -> merge history (-> segmentation, evaluation).
 
@@ -292,18 +256,19 @@ def segment(affinities, run_dir: str, *, thresholds=(0.5,), ground_truth=None, p
     run_dir : where the run's volumes and tables go (see the module docstring).
     thresholds : merge-score thresholds; with one threshold and ``write_segmentation`` the
         relabelled Volume is written to ``run_dir/segmentation``. For ``method="mutex"``
-        the result does not depend on the threshold.
+        the result does not depend on the threshold. Default: one, :func:`default_threshold`.
     ground_truth : optional labels (Volume, URL, ``FILE.h5:/dataset``) of the same Roi:
         every threshold is evaluated from one fragment x GT contingency table.
     block_shape : voxels per block (default: about 128 per axis, whole chunks of the
         affinities; FIB-25 on 2 cores: fragments and region graph 5.0 s, against 7.8 s in
         blocks of one 64^3 chunk).
+    scheduler : as the engine's; default (also for None) :data:`connecto.defaults.DEFAULT_SCHEDULER`,
+        ``"threads"``. Every stage of the run uses the same client.
     """
     affs = affinities if isinstance(affinities, Volume) else open_volume(affinities)
     _check_affinities_volume(affs)
     block_shape = Coordinate(block_shape) if block_shape else default_block_shape(affs.shape, affs.chunk_shape)
-    engine = {"block_shape": block_shape, "scheduler": scheduler, "num_workers": num_workers,
-              "overwrite": overwrite, "progress": progress}
+    thresholds = [default_threshold(affs)] if thresholds is None else list(thresholds)
     gt = None
     if ground_truth is not None:
         from .evaluate import open_labels
@@ -313,34 +278,36 @@ def segment(affinities, run_dir: str, *, thresholds=(0.5,), ground_truth=None, p
             raise ValueError(f"ground truth (shape {gt.roi.shape}) must have the shape of the affinities "
                              f"(shape {affs.roi.shape})")
     if overwrite:
-        _remove(run_dir, "graph")
-        _remove(run_dir, "agglomeration")
+        remove_folder(run_dir, "graph")
+        remove_folder(run_dir, "agglomeration")
     seconds = {}
-    start = time.perf_counter()
-    fragments = compute_fragments(affs, run_dir, params=params, **engine)
-    seconds["fragments"] = time.perf_counter() - start
-    start = time.perf_counter()
-    compute_region_graph(affs, fragments, run_dir, params=params, **engine)
-    seconds["region_graph"] = time.perf_counter() - start
-    start = time.perf_counter()
-    tables = {"edges": read_edges(run_dir, GRAPH_COLUMNS), "fragments": read_fragments(run_dir)}
-    history = finished_history(run_dir, params, **tables)
-    if history is None:
-        history = agglomerate_run(run_dir, params, **tables)
-    seconds["agglomerate"] = time.perf_counter() - start
-    result = SegmentResult(run_dir, fragments, history, seconds=seconds)
-    thresholds = list(thresholds)
-    if gt is not None:
+    with connect(DEFAULT_SCHEDULER if scheduler is None else scheduler, num_workers) as client:
+        engine = {"block_shape": block_shape, "scheduler": "sync" if client is None else client,
+                  "num_workers": num_workers, "overwrite": overwrite, "progress": progress}
         start = time.perf_counter()
-        result.evaluations = evaluate_thresholds(fragments, gt, history, thresholds, ignore_gt_labels,
-                                                 run_dir=run_dir, params=params)
-        seconds["evaluate"] = time.perf_counter() - start
-    if write_segmentation and len(thresholds) == 1:
+        fragments = compute_fragments(affs, run_dir, params=params, **engine)
+        seconds["fragments"] = time.perf_counter() - start
         start = time.perf_counter()
-        mapping_path = write_mapping(run_dir, history, thresholds[0], params, **tables)
-        result.segmentation = relabel_volume(fragments, mapping_path, _join(run_dir, "segmentation"),
-                                             id_stride=block_shape.prod(), **engine)
-        seconds["relabel"] = time.perf_counter() - start
+        compute_region_graph(affs, fragments, run_dir, params=params, **engine)
+        seconds["region_graph"] = time.perf_counter() - start
+        start = time.perf_counter()
+        tables = {"edges": read_edges(run_dir, GRAPH_COLUMNS), "fragments": read_fragments(run_dir)}
+        history = finished_history(run_dir, params, **tables)
+        if history is None:
+            history = agglomerate_run(run_dir, params, **tables)
+        seconds["agglomerate"] = time.perf_counter() - start
+        result = SegmentResult(run_dir, fragments, history, thresholds=thresholds, seconds=seconds)
+        if gt is not None:
+            start = time.perf_counter()
+            result.evaluations = evaluate_thresholds(fragments, gt, history, thresholds, ignore_gt_labels,
+                                                     run_dir=run_dir, params=params)
+            seconds["evaluate"] = time.perf_counter() - start
+        if write_segmentation and len(thresholds) == 1:
+            start = time.perf_counter()
+            mapping_path = write_mapping(run_dir, history, thresholds[0], params, **tables)
+            result.segmentation = relabel_volume(fragments, mapping_path, join(run_dir, "segmentation"),
+                                                 id_stride=block_shape.prod(), **engine)
+            seconds["relabel"] = time.perf_counter() - start
     write_json(parse_url(run_dir), "segment.json", {
         "params": asdict(params), "block_shape": list(block_shape), "thresholds": thresholds,
         "affinities": str(affs.url), "seconds": {k: round(v, 3) for k, v in seconds.items()},
@@ -349,93 +316,6 @@ def segment(affinities, run_dir: str, *, thresholds=(0.5,), ground_truth=None, p
     return result
 
 
-def evaluate_thresholds(fragments: Volume, gt, history: MergeHistory, thresholds, ignore_gt_labels=(0,), *,
-                        run_dir: str | None = None, params: SegmentParams = SegmentParams()) -> pd.DataFrame:
-    """VOI / ARAND at every threshold from one fragment x GT contingency table."""
-    from .evaluate import contingency_table, evaluate_table, merge_tables
-    from .relabel import relabel
-
-    counts = [contingency_table(fragments.read(roi), gt.read(_shift(roi, fragments.roi, gt.roi)), ignore_gt_labels)
-              for roi in fragments.roi.blocks(_evaluation_block(fragments.roi))]
-    table = merge_tables(counts)
-    graph = {}  # the run's tables, read once for every threshold's small-segment absorption
-    if run_dir and params.min_size > 0:
-        graph = {"edges": read_edges(run_dir, GRAPH_COLUMNS), "fragments": read_fragments(run_dir)}
-    rows = []
-    for threshold in thresholds:
-        mapping = final_mapping(run_dir, history, threshold, params, **graph) if run_dir else history.mapping(threshold)
-        mapped = table.assign(seg=relabel(table["seg"].to_numpy(np.uint64), mapping))
-        result = evaluate_table(merge_tables([mapped]), top=0)
-        rows.append({"threshold": threshold, "voi_split": result.voi_split, "voi_merge": result.voi_merge,
-                     "voi_sum": result.voi_sum, "arand": result.arand, "segments": result.num_segments})
-    return pd.DataFrame(rows)
-
-
-# --- tables -------------------------------------------------------------------------
-
-# the edge columns that agglomeration and absorbing small segments use: reading only these
-# is 4x faster than reading every statistic (FIB-25: 0.5 s instead of 1.9 s for 3.7M edges)
-GRAPH_COLUMNS = ("u", "v", "contact_area", "affinity_sum", "linked")
-
-
-def read_edges(run_dir: str, columns=None) -> pd.DataFrame:
-    """All edges of a run, one table sorted by (u, v) (each edge is owned by one block); ``columns``: a subset."""
-    from .region_graph import empty_edge_table, merge_edge_tables
-
-    tables = _read_tables(run_dir, "graph", "edges-*.parquet", columns)
-    table = merge_edge_tables(tables) if tables else empty_edge_table()
-    return table if columns is None else table[list(columns)]
-
-
-def read_fragments(run_dir: str) -> pd.DataFrame:
-    from .fragments import empty_fragment_table
-
-    tables = [t for t in _read_tables(run_dir, "graph", "fragments-*.parquet") if len(t)]
-    return pd.concat(tables, ignore_index=True) if tables else empty_fragment_table()
-
-
-def _read_tables(run_dir: str, folder: str, pattern: str, columns=None) -> list[pd.DataFrame]:
-    url = parse_url(run_dir)
-    fs = filesystem(url)
-    paths = sorted(fs.glob(url.join(folder, pattern)))
-    tables = []
-    for path in paths:
-        with fs.open(path, "rb") as f:
-            tables.append(pd.read_parquet(f, columns=None if columns is None else list(columns)))
-    return tables
-
-
-def _write_table(table: pd.DataFrame, run_dir: str, folder: str, name: str) -> None:
-    url = parse_url(run_dir)
-    with filesystem(url).open(url.join(folder, name), "wb") as f:
-        table.to_parquet(f, index=False)
-
-
-def _read_parquet(path: str, filters=None) -> pd.DataFrame:
-    url = parse_url(path)
-    with filesystem(url).open(url.path, "rb") as f:
-        return pd.read_parquet(f, filters=filters)
-
-
-def _remove(run_dir: str, folder: str) -> None:
-    url = parse_url(run_dir)
-    fs = filesystem(url)
-    if fs.exists(url.join(folder)):
-        fs.rm(url.join(folder), recursive=True)
-
-
-def _join(run_dir: str, *parts: str) -> str:
-    return "/".join([str(run_dir).rstrip("/"), *parts])
-
-
 def _chunk_for(block_shape: Coordinate, shape: Coordinate) -> Coordinate:
     """Chunks of the fragment volume: the block shape, clipped to the volume."""
     return Coordinate(min(b, s) for b, s in zip(block_shape, shape))
-
-
-def _evaluation_block(roi: Roi) -> Coordinate:
-    return Coordinate(64, min(roi.shape[1], 1024), min(roi.shape[2], 1024))
-
-
-def _shift(roi: Roi, from_roi: Roi, to_roi: Roi) -> Roi:
-    return roi.shift(to_roi.begin - from_roi.begin)

@@ -8,6 +8,9 @@ import click
 
 from chunks.cli_options import coordinate_option as _coordinate
 from chunks.cli_options import engine_options
+from connecto.defaults import DEFAULT_SCHEDULER, DEFAULT_THRESHOLD
+
+from .params import METHODS, default
 
 
 def parse_thresholds(text: str) -> list[float]:
@@ -36,23 +39,24 @@ def parse_thresholds(text: str) -> list[float]:
 @click.argument("affinities")
 @click.argument("out")
 @click.option("--threshold", type=float, default=None, help="merge-score threshold of the segmentation written "
-              "to OUT/segmentation (default 0.5)")
+              "to OUT/segmentation (default: the one the model recommends, recorded in AFFINITIES by "
+              f"`connecto predict`, else {DEFAULT_THRESHOLD})")
 @click.option("--thresholds", default=None, metavar="START:STOP:STEP",
               help="sweep thresholds (e.g. 0.1:0.9:0.05 or 0.3,0.5); prints a table (VOI/ARAND with --gt)")
 @click.option("--gt", "ground_truth", default=None, metavar="LABELS",
               help="ground-truth labels of the same shape (volume URL, FILE.h5:/dataset or .npy) to evaluate against")
-@click.option("--method", type=click.Choice(["mean", "mutex"]), default="mean", show_default=True,
+@click.option("--method", type=click.Choice(METHODS), default=default("method"), show_default=True,
               help="mean: mean-affinity merge history (waterz semantics); mutex: mutex watershed on the region graph")
-@click.option("--bias", type=float, default=0.5, show_default=True, help="mutex: mean affinity that separates "
-              "attractive from repulsive edges")
-@click.option("--aff-low", type=float, default=0.0001, show_default=True,
+@click.option("--bias", type=float, default=default("bias"), show_default=True,
+              help="mutex: mean affinity that separates attractive from repulsive edges")
+@click.option("--aff-low", type=float, default=default("aff_low"), show_default=True,
               help="watershed: edges below this affinity are never linked; voxels without such an edge are background")
-@click.option("--aff-high", type=float, default=0.9999, show_default=True,
+@click.option("--aff-high", type=float, default=default("aff_high"), show_default=True,
               help="watershed: edges at or above this affinity are always linked")
-@click.option("--min-size", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--min-size", type=click.IntRange(min=0), default=default("min_size"), show_default=True,
               help="segments smaller than this many voxels join their best neighbour (0: keep them)")
 @click.option("--json", "json_path", default=None, metavar="PATH", help="also write the results as JSON to PATH")
-@engine_options
+@engine_options(default_scheduler=DEFAULT_SCHEDULER)
 def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, aff_low, aff_high, min_size,
             json_path, scheduler, workers, block_shape, overwrite, progress):
     """Segment the 3-channel affinity volume AFFINITIES into the run directory OUT.
@@ -61,12 +65,15 @@ def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, 
     (OUT/agglomeration) and, for a single threshold, OUT/segmentation. Blockwise and
     seam-free: any --block-shape gives the same segmentation.
     """
-    from .blockwise import SegmentParams
     from .blockwise import segment as run
+    from .params import SegmentParams
 
     if threshold is not None and thresholds is not None:
         raise click.UsageError("give --threshold or --thresholds, not both")
-    values = parse_thresholds(thresholds) if thresholds is not None else [0.5 if threshold is None else threshold]
+    if thresholds is not None:
+        values = parse_thresholds(thresholds)
+    else:  # None: the run takes the model's recommended threshold or the default one
+        values = None if threshold is None else [threshold]
     params = SegmentParams(aff_low=aff_low, aff_high=aff_high, method=method, bias=bias, min_size=min_size)
     result = run(affinities, out, thresholds=values, ground_truth=ground_truth, params=params,
                  write_segmentation=thresholds is None, block_shape=block_shape, scheduler=scheduler,
@@ -82,7 +89,7 @@ def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, 
                        f"{row['voi_sum']:>8.4f}  {row['arand']:>7.4f}  {row['segments']:>8d}")
             rows.append(row)
     else:
-        for value in values:
+        for value in result.thresholds:
             rows.append({"threshold": value, "segments": history.num_segments(value)})
             click.echo(f"threshold {value:.4f}: {history.num_segments(value)} segments")
     if result.segmentation is not None:

@@ -11,7 +11,7 @@ import pytest
 
 from chunks import BlockFailedError, IncompatibleVolumeError, Roi, create_volume, open_volume, run_blockwise
 from chunks.blocks import plan_blocks
-from connecto.stages.smooth import context_for, smooth, smooth_block
+from connecto.smooth import context_for, smooth, smooth_block
 
 
 def _raw(url, shape=(24, 40, 40), chunk=(8, 8, 8), seed=0):

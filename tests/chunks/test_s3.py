@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from chunks import Roi, create_volume, open_volume, run_blockwise
-from connecto.stages.smooth import context_for, smooth, smooth_block
+from connecto.smooth import context_for, smooth, smooth_block
 
 
 def _free_port() -> int:

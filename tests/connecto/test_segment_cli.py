@@ -75,3 +75,44 @@ def test_a_bad_threshold_list_says_what_is_expected():
 
     with pytest.raises(click.BadParameter, match="START:STOP:STEP"):
         parse_thresholds("0.9:0.1:0.1")
+
+
+def test_segment_takes_the_threshold_the_model_recommends_and_runs_on_threads(volumes, monkeypatch):
+    from chunks.cluster import connect
+    from connecto.segment import blockwise
+
+    schedulers = []
+    monkeypatch.setattr(blockwise, "connect", lambda scheduler, workers: schedulers.append(scheduler) or
+                        connect("sync", workers))
+    create_volume(volumes / "affs", (16, 32, 32), np.uint8, (8, 8, 8), chunk_shape=(8, 16, 16),
+                  num_channels=3).update_attrs({"threshold": 0.3})  # as `connecto predict` records it
+    result = CliRunner().invoke(segment, [str(volumes / "affs"), str(volumes / "run"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "threshold 0.3000: 8 segments" in result.output
+    assert schedulers == ["threads"]
+    result = CliRunner().invoke(segment, [str(volumes / "affs"), str(volumes / "run2"), "--threshold", "0.6",
+                                          "--scheduler", "sync", "--no-progress"])
+    assert "threshold 0.6000: 8 segments" in result.output and schedulers == ["threads", "sync"]
+
+
+def test_segment_without_a_recommendation_uses_the_default_threshold(volumes):
+    result = CliRunner().invoke(segment, [str(volumes / "affs"), str(volumes / "run"), "--scheduler", "sync",
+                                          "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "threshold 0.5000: 8 segments" in result.output
+
+
+def test_a_bad_recommended_threshold_in_the_affinities_is_named(volumes):
+    create_volume(volumes / "affs", (16, 32, 32), np.uint8, (8, 8, 8), chunk_shape=(8, 16, 16),
+                  num_channels=3).update_attrs({"threshold": 3})
+    result = CliRunner().invoke(segment, [str(volumes / "affs"), str(volumes / "run"), "--scheduler", "sync",
+                                          "--no-progress"])
+    assert result.exit_code != 0
+    assert "recommended threshold 3 ('threshold') must be a number in [0, 1]" in str(result.exception)
+    assert "affs" in str(result.exception)
+
+
+def test_segment_help_names_its_defaults():
+    text = CliRunner().invoke(segment, ["--help"], terminal_width=200).output
+    assert "default: 'threads', a local cluster of threads in this process" in " ".join(text.split())
+    assert "[default: 0.0001]" in text and "[default: mean]" in text

@@ -1,14 +1,15 @@
-"""The same edit log on PostgreSQL (skipped unless $PROOFREADING_TEST_POSTGRES_DSN names a server).
-
-Each test works in a fresh schema of that database and drops it afterwards, e.g.
+"""The same edit log on PostgreSQL: a server the session starts (see conftest.py) or the one
+$PROOFREADING_TEST_POSTGRES_DSN names, e.g.
 ``PROOFREADING_TEST_POSTGRES_DSN=postgresql://postgres@/postgres?host=/tmp/pg&port=5432``.
+
+Each test works in a fresh schema of that database and drops it afterwards.
 """
 
 import multiprocessing
-import os
 import uuid
 
 import numpy as np
+import psycopg
 import pytest
 
 from proofreading import ConflictError, Proofreader
@@ -17,19 +18,16 @@ from .synthetic import fragment_id, make_run
 from .test_concurrency import _start
 from .workers import random_edits, reexecute
 
-DSN = os.environ.get("PROOFREADING_TEST_POSTGRES_DSN")
-pytestmark = pytest.mark.skipif(not DSN, reason="set PROOFREADING_TEST_POSTGRES_DSN to test on PostgreSQL")
 W = 6
 
 
 @pytest.fixture
-def dsn():
-    psycopg = pytest.importorskip("psycopg")
+def dsn(postgres_dsn):
     schema = f"proofread_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(DSN, autocommit=True) as con:
+    with psycopg.connect(postgres_dsn, autocommit=True) as con:
         con.execute(f"CREATE SCHEMA {schema}")
-    yield DSN + ("&" if "?" in DSN else "?") + f"options=-csearch_path%3D{schema}"
-    with psycopg.connect(DSN, autocommit=True) as con:
+    yield postgres_dsn + ("&" if "?" in postgres_dsn else "?") + f"options=-csearch_path%3D{schema}"
+    with psycopg.connect(postgres_dsn, autocommit=True) as con:
         con.execute(f"DROP SCHEMA {schema} CASCADE")
 
 

@@ -1,1 +1,0 @@
-"""Pipeline stages: pure functions over arrays, plus their blockwise wrappers."""
