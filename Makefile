@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/connecto demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -rA
+	$(BIN)/python -m pytest -q -rap  # -rap: the summary names every test that passed (no captured output)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/engine.py --json bench-results/engine.json
