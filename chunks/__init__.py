@@ -6,7 +6,15 @@ Nothing here knows about neurons; every connecto stage runs on it.
 from .blocks import Block, plan_blocks
 from .coordinate import Coordinate, parse_coordinate
 from .engine import BlockwiseResult, run_blockwise
-from .errors import AlignmentError, BlockFailedError, IncompatibleVolumeError, OutOfBoundsError
+from .errors import (
+    AlignmentError,
+    BlockFailedError,
+    CorruptChunkError,
+    IncompatibleVolumeError,
+    IncompleteVolumeError,
+    MissingChunkError,
+    OutOfBoundsError,
+)
 from .roi import Roi
 from .volume import Volume, create_volume, open_volume
 
@@ -16,7 +24,10 @@ __all__ = [
     "BlockFailedError",
     "BlockwiseResult",
     "Coordinate",
+    "CorruptChunkError",
     "IncompatibleVolumeError",
+    "IncompleteVolumeError",
+    "MissingChunkError",
     "OutOfBoundsError",
     "Roi",
     "Volume",

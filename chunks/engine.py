@@ -10,6 +10,9 @@ killed run leaves every marked block valid and the rerun does only the rest.
 from __future__ import annotations
 
 import logging
+import os
+import shlex
+import sys
 import threading
 import time
 import traceback
@@ -22,6 +25,7 @@ from .blocks import Block, plan_blocks
 from .cluster import connect
 from .coordinate import Coordinate
 from .errors import BlockFailedError
+from .integrity import canonical_url, check_input, chunk_checksums, grid_region, missing_chunks, volume_identity
 from .markers import DoneMarkers
 from .roi import Roi
 from .volume import Volume
@@ -52,18 +56,19 @@ class BlockwiseResult:
 
 
 def process_block(stage_fn: StageFn, block: Block, inputs: Mapping[str, Volume],
-                  outputs: Mapping[str, Volume], markers: DoneMarkers) -> str:
-    """Read, compute, write and mark one block. Runs on a worker."""
+                  outputs: Mapping[str, Volume], markers: DoneMarkers) -> tuple[str, dict]:
+    """Read, compute, write and mark one block; returns its name and marker. Runs on a worker."""
     arrays = {name: vol.read(block.read_roi) for name, vol in inputs.items()}
     result = stage_fn(block, arrays)
+    written = {}
     if result is not None:
         unknown = set(result) - set(outputs)
         if unknown:
             raise KeyError(f"stage returned outputs {sorted(unknown)} that are not among {sorted(outputs)}")
         for name, data in result.items():
             outputs[name].write(block.write_roi, data)
-    markers.mark(block)
-    return block.name
+            written[name] = chunk_checksums(outputs[name], block.write_roi, data)
+    return block.name, markers.mark(block, written)
 
 
 def run_blockwise(
@@ -105,6 +110,11 @@ def run_blockwise(
     ------
     BlockFailedError : when blocks still fail after their retries; finished blocks are kept
         and a rerun resumes from them. Its ``failures`` list holds (Roi, traceback text).
+    IncompatibleVolumeError : when earlier done-markers belong to other settings or inputs
+        (the message names what changed); ``overwrite`` starts again.
+    IncompleteVolumeError, MissingChunkError : when an input written by another run is
+        unfinished or has lost chunk files this run would read (the message names the file
+        and the command that recomputes it).
     """
     outputs = dict(outputs or {})
     inputs = dict(inputs or {})
@@ -123,25 +133,26 @@ def run_blockwise(
         read_bounds = vol.roi if read_bounds is None else read_bounds.intersect(vol.roi)
     blocks = plan_blocks(total_roi, block_shape, context, read_bounds)
     _check_alignment(blocks, outputs)
-    plan = {
-        "task": task,
-        "total_roi": [list(total_roi.offset), list(total_roi.shape)],
-        "block_shape": list(block_shape),
-        "context": list(context),
-        "params": _jsonable(params or {}),
-    }
-    markers.check_plan(plan, overwrite)
+    plan, extra = _plan(task, total_roi, block_shape, context, params, inputs, outputs, markers, read_bounds)
+    markers.check_plan(plan, overwrite, extra)
     done = markers.done()
+    _recompute_lost_blocks(task, blocks, done, outputs, markers)
     todo = [b for b in blocks if b.name not in done]
     skipped = len(blocks) - len(todo)
     if skipped:
         logger.info("%s: %d of %d blocks already done, %d to go", task, skipped, len(blocks), len(todo))
+    if todo:
+        markers.set_incomplete()
 
     start = time.perf_counter()
-    failures = _execute(stage_fn, todo, inputs, outputs, markers, scheduler, num_workers, retries, progress,
-                        task, len(blocks), skipped)
+    failures, records = _execute(stage_fn, todo, inputs, outputs, markers, scheduler, num_workers, retries,
+                                 progress, task, len(blocks), skipped)
     seconds = time.perf_counter() - start
     result = BlockwiseResult(task, len(blocks), skipped, len(todo) - len(failures), seconds, failures)
+    if not failures and (todo or markers.completion() is None):
+        # markers of blocks that ran elsewhere are read back in one batch (cheaper than a result per block)
+        unread = {b.name for b in blocks} - set(records)
+        markers.set_complete({**markers.records(unread), **records})
     if failures:
         first_roi, first_tb = failures[0]
         raise BlockFailedError(
@@ -156,28 +167,80 @@ def run_blockwise(
     return result
 
 
+def _plan(task, total_roi, block_shape, context, params, inputs, outputs, markers, read_bounds) -> tuple[dict, dict]:
+    """The run's plan (what a resume must match: Roi, blocks, parameters, the identity of every input) and
+    what is recorded beside it; refuses inputs that are unfinished or lost chunk files this run reads."""
+    written_here = {canonical_url(vol.url) for vol in outputs.values()}
+    region = grid_region(total_roi, context, read_bounds)
+    for name, vol in inputs.items():
+        if canonical_url(vol.url) not in written_here:  # an input this run also writes has no fixed content
+            check_input(name, vol, region.intersect(vol.roi))
+    plan = {
+        "task": task,
+        "total_roi": [list(total_roi.offset), list(total_roi.shape)],
+        "block_shape": list(block_shape),
+        "context": list(context),
+        "params": _jsonable(params or {}),
+        "inputs": {name: volume_identity(vol, content=canonical_url(vol.url) not in written_here)
+                   for name, vol in inputs.items()},
+    }
+    markers_url = canonical_url(markers.base)
+    extra = {"outputs": {name: canonical_url(vol.url) for name, vol in outputs.items()},
+             "markers_of": next((n for n, v in outputs.items() if canonical_url(v.url) == markers_url), None),
+             "command": _command_line(), "cwd": os.getcwd()}
+    return plan, extra
+
+
+def _recompute_lost_blocks(task, blocks, done: set, outputs, markers) -> None:
+    """Forget finished blocks whose output chunk files have gone (one listing per output), so they run again."""
+    finished = {b.name: b.write_roi for b in blocks if b.name in done}
+    lost: dict[str, list[str]] = {}
+    for name, vol in outputs.items():
+        for block_name, keys in missing_chunks(vol, name, finished, markers).items():
+            lost.setdefault(block_name, []).extend(vol.chunk_path(k) for k in keys)
+    if lost:
+        first = min(lost)
+        logger.warning("%s: %d finished block(s) lost chunk files (block %s: %s); computing them again",
+                       task, len(lost), first, lost[first][0])
+        markers.forget(lost)
+        done.difference_update(lost)
+
+
+def _command_line() -> str | None:
+    """The ``connecto …`` command running now, to name in messages about repairing its outputs."""
+    argv = sys.argv or [""]
+    program = argv[0].replace("\\", "/")
+    if program.rsplit("/", 1)[-1] in ("connecto", "connecto.exe") or program.endswith("connecto/cli.py"):
+        # what repairs an output resumes it: without --overwrite, which would compute everything again
+        return shlex.join(["connecto", *(a for a in argv[1:] if a != "--overwrite")])
+    return None
+
+
 def _execute(stage_fn, todo, inputs, outputs, markers, scheduler, num_workers, retries, progress,
-             task, total, skipped) -> list:
+             task, total, skipped) -> tuple[list, dict]:
     from tqdm.auto import tqdm
 
-    failures = []
+    failures: list = []
+    records: dict = {}
     _STOP.clear()
     bar = tqdm(total=total, initial=skipped, unit="block", desc=task, disable=not progress, dynamic_ncols=True)
     try:
         with connect(scheduler, num_workers) as client:
-            _submit_and_wait(stage_fn, todo, inputs, outputs, markers, client, retries, task, bar, failures)
+            _submit_and_wait(stage_fn, todo, inputs, outputs, markers, client, retries, task, bar, failures,
+                             records)
     except KeyboardInterrupt:
         logger.warning("%s interrupted; finished blocks are kept, rerun to resume", task)
         raise
     finally:
         bar.close()
-    return failures
+    return failures, records
 
 
-def _submit_and_wait(stage_fn, todo, inputs, outputs, markers, client, retries, task, bar, failures) -> None:
+def _submit_and_wait(stage_fn, todo, inputs, outputs, markers, client, retries, task, bar, failures,
+                     records) -> None:
     if client is None:
         for block in todo:
-            failures.extend(_run_with_retries(stage_fn, block, inputs, outputs, markers, retries))
+            failures.extend(_run_with_retries(stage_fn, block, inputs, outputs, markers, retries, records))
             bar.update(1)
         return
     from distributed import as_completed
@@ -204,10 +267,11 @@ def _submit_and_wait(stage_fn, todo, inputs, outputs, markers, client, retries, 
         raise
 
 
-def _run_with_retries(stage_fn, block, inputs, outputs, markers, retries) -> list:
+def _run_with_retries(stage_fn, block, inputs, outputs, markers, retries, records) -> list:
     for attempt in range(retries + 1):
         try:
-            process_block(stage_fn, block, inputs, outputs, markers)
+            name, record = process_block(stage_fn, block, inputs, outputs, markers)
+            records[name] = record
             return []
         except Exception:  # noqa: BLE001 - reported with its traceback below
             if attempt == retries:

@@ -19,3 +19,21 @@ class BlockFailedError(RuntimeError):
     def __init__(self, message: str, failures: list):
         super().__init__(message)
         self.failures = failures
+
+
+class CorruptChunkError(OSError):
+    """A chunk file exists but cannot be read or decoded (truncated, overwritten, damaged).
+
+    ``path`` is the chunk file, ``reason`` the decoder's error in a few words."""
+
+    def __init__(self, message: str, path: str = "", reason: str = ""):
+        super().__init__(message)
+        self.path, self.reason = path, reason
+
+
+class MissingChunkError(FileNotFoundError):
+    """A chunk file that a finished stage wrote is gone."""
+
+
+class IncompleteVolumeError(ValueError):
+    """A volume read as an input was not finished by the stage that writes it."""

@@ -66,6 +66,15 @@ class MemoryStore:
             slices = (slice(None), *slices)
         self.data[slices] = data
 
+    def chunk_key(self, index) -> str:
+        return "/".join(str(int(i)) for i in index)
+
+    def chunk_path(self, key: str) -> str:
+        return f"memory://{self.name}/{key}"
+
+    def list_chunks(self) -> None:
+        return None  # no files: nothing can go missing
+
     def attrs(self) -> dict:
         return dict(self._attrs)
 

@@ -7,14 +7,18 @@ from connecto's zyx (c, z, y, x) arrays. connecto's own metadata lives in
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .coordinate import Coordinate
-from .fs import filesystem, read_json, write_json
+from .errors import CorruptChunkError
+from .fs import filesystem, list_files, read_json, write_json
 from .urls import StorageUrl
 from .volume_meta import VolumeMeta
 
 ATTRS_FILE = "connecto.json"
+COMPRESSION_SUFFIXES = (".gz", ".br", ".zstd", ".zst")
 
 
 def exists(url: StorageUrl) -> bool:
@@ -108,10 +112,65 @@ class PrecomputedStore:
         return (x, y, z)
 
     def read(self, slices: tuple[slice, ...]) -> np.ndarray:
-        cutout = np.asarray(self.cv[self._xyz_slices(slices)])  # x, y, z, c
+        try:
+            cutout = np.asarray(self.cv[self._xyz_slices(slices)])  # x, y, z, c
+        except Exception as exc:  # name the chunk file that fails
+            bad = self._unreadable_chunk(slices)
+            if bad is None:
+                raise
+            raise bad from exc
         zyx = cutout.transpose(3, 2, 1, 0)  # c, z, y, x
         out = zyx[0] if self.meta.num_channels == 1 else zyx
         return np.ascontiguousarray(out)
+
+    def _unreadable_chunk(self, slices: tuple[slice, ...]) -> CorruptChunkError | None:
+        import itertools
+
+        chunk = self.meta.chunk_shape
+        ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(slices, chunk)]
+        for index in itertools.product(*ranges):
+            sl = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunk, self.meta.shape))
+            try:
+                self.cv[self._xyz_slices(sl)]
+            except Exception as exc:  # noqa: BLE001 - reported with the file it came from
+                path, reason = self.chunk_path(self.chunk_key(index)), f"{type(exc).__name__}: {exc}"
+                return CorruptChunkError(
+                    f"cannot read chunk file {path} of {self.url} ({reason}): the file is damaged; "
+                    f"`connecto verify --repair {self.url}` lets a rerun of the stage that wrote it recompute "
+                    "its block", path, reason)
+        return None
+
+    # --- chunk files (unsharded layers) -----------------------------------------------
+    def chunk_key(self, index) -> str:
+        """The file of the chunk at grid ``index`` (z, y, x): ``<scale>/x0-x1_y0-y1_z0-z1`` (absolute voxels)."""
+        begin = [o + i * c for o, i, c in zip(self.meta.offset, index, self.meta.chunk_shape)]
+        end = [min(b + c, o + s) for b, c, o, s in zip(begin, self.meta.chunk_shape, self.meta.offset, self.meta.shape)]
+        z, y, x = (f"{b}-{e}" for b, e in zip(begin, end))
+        return f"{self.cv.info['scales'][0]['key']}/{x}_{y}_{z}"
+
+    def chunk_path(self, key: str) -> str:
+        """The chunk's file; on local disk with the compression suffix cloud-volume gave it (``.gz``)."""
+        path = self.url.join(key)
+        if self.url.protocol == "file" and not os.path.exists(path):
+            for suffix in COMPRESSION_SUFFIXES:
+                if os.path.exists(path + suffix):
+                    return path + suffix
+        return path
+
+    def list_chunks(self) -> dict[str, tuple[int, str]] | None:
+        """``{key: (size, stamp)}`` of the layer's chunk files (compression suffixes dropped); None when sharded."""
+        scale = self.cv.info["scales"][0]
+        if scale.get("sharding"):
+            return None
+        files = list_files(self.url, scale["key"])
+        out = {}
+        for key, value in files.items():
+            for suffix in COMPRESSION_SUFFIXES:
+                if key.endswith(suffix):
+                    key = key[: -len(suffix)]
+                    break
+            out[key] = value
+        return out
 
     def write(self, slices: tuple[slice, ...], data: np.ndarray) -> None:
         if self.meta.num_channels == 1:

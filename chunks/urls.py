@@ -85,3 +85,38 @@ def parse_url(url: str | os.PathLike) -> StorageUrl:
             "s3://, gs://, precomputed://… or memory://"
         )
     return StorageUrl(fmt, "file", os.path.abspath(text), original=original)
+
+
+def canonical_url(url: StorageUrl) -> str:
+    """One spelling per location: an absolute path, ``s3://bucket/key`` (with its endpoint), ``memory://name``."""
+    if url.protocol == "memory":
+        return f"memory://{url.path}"
+    if url.protocol == "file":
+        return url.path
+    if url.endpoint:
+        return f"{url.protocol}://{url.endpoint}/{url.path.split('://', 1)[1]}"
+    return url.path
+
+
+def relocated(url: str, recorded_at: str | None, at: str) -> str:
+    """Where ``url``, recorded beside done-markers that were at ``recorded_at``, is for markers now at ``at``:
+    the same place relative to them, when the run directory was moved or copied.
+
+    >>> relocated("/old/run/fragments", "/old/run", "/new/run")
+    '/new/run/fragments'
+    >>> relocated("s3://b/old/run/raw.zarr", "s3://b/old/run/out.zarr", "s3://b/new/run/out.zarr")
+    's3://b/new/run/raw.zarr'
+    """
+    import posixpath
+
+    if not recorded_at or recorded_at == at:
+        return url
+    heads, paths = [], []
+    for value in (url, recorded_at, at):  # "s3://http://host:9000" + "/bucket/key", or "" + "/abs/path"
+        head, _, path = value.rpartition("://")
+        heads.append(head)
+        paths.append(path if path.startswith("/") else "/" + path)
+    if len(set(heads)) > 1:
+        return url
+    moved = posixpath.normpath(posixpath.join(paths[2], posixpath.relpath(paths[0], paths[1])))
+    return f"{heads[0]}://{moved.lstrip('/')}" if heads[0] else moved

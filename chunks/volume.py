@@ -120,6 +120,41 @@ class Volume:
             data = data.astype(self.dtype)
         self._store.write(roi.to_slices(relative_to=self.offset), data)
 
+    # --- chunk files --------------------------------------------------------------
+    def chunk_rois(self, roi: Roi) -> list[tuple[Coordinate, Roi]]:
+        """``(grid index, Roi)`` of every chunk ``roi`` touches, clipped to the volume (C order).
+
+        >>> vol = create_volume("memory://doc-chunks", (4, 4, 6), "uint8", (1, 1, 1), chunk_shape=(4, 4, 4))
+        >>> [(tuple(i), str(r)) for i, r in vol.chunk_rois(vol.roi)]
+        [((0, 0, 0), '[(0, 0, 0):(4, 4, 4)]'), ((0, 0, 1), '[(0, 0, 4):(4, 4, 6)]')]
+        """
+        chunk = self.chunk_shape
+        return [(index, Roi(self.offset + index * chunk, chunk).intersect(self.roi)) for index in self.chunk_indices(roi)]
+
+    def chunk_indices(self, roi: Roi) -> list[Coordinate]:
+        """Grid indices (z, y, x) of the chunks ``roi`` touches, C order."""
+        import itertools
+
+        roi = roi.intersect(self.roi)
+        if roi.empty():
+            return []
+        first = (roi.begin - self.offset) // self.chunk_shape
+        last = (roi.end - self.offset).ceil_div(self.chunk_shape)
+        return [Coordinate(i) for i in itertools.product(*(range(f, e) for f, e in zip(first, last)))]
+
+    def chunk_key(self, index) -> str:
+        """The store key (file name relative to the volume) of the chunk at grid ``index`` (z, y, x)."""
+        return self._store.chunk_key(index)
+
+    def chunk_path(self, key: str) -> str:
+        """Where the chunk file ``key`` lives, for messages."""
+        return self._store.chunk_path(key)
+
+    def list_chunks(self) -> dict[str, tuple[int, str]] | None:
+        """``{key: (size in bytes, stamp)}`` of the chunk files that exist, from one listing;
+        None when the store has no chunk files to list (memory, sharded layers)."""
+        return self._store.list_chunks()
+
     # --- metadata ---------------------------------------------------------------
     @property
     def attrs(self) -> dict:

@@ -3,6 +3,11 @@
 Layout: one zarr array, axes ``(c,) z, y, x`` (a channel axis only when num_channels > 1),
 ``dimension_names`` set, and connecto's metadata under ``attributes["connecto"]``:
 ``voxel_size_nm`` and ``offset_voxels`` (zyx).
+
+Every chunk written is a file, fill value or not (``write_empty_chunks``), so a missing
+chunk file inside a finished block is damage, not a sparse region; new arrays compress
+with zstd frame checksums, so a flipped bit fails to decode instead of reading wrong
+values. A chunk that cannot be decoded raises :class:`CorruptChunkError` naming its file.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ import shutil
 import numpy as np
 
 from .coordinate import Coordinate
-from .fs import filesystem
+from .errors import CorruptChunkError
+from .fs import filesystem, list_files
 from .urls import StorageUrl
 from .volume_meta import VolumeMeta
 
@@ -52,6 +58,7 @@ class ZarrStore:
         import zarr
 
         array = zarr.open_array(store=_store(url, read_only=not writable), mode="r+" if writable else "r")
+        array = array.with_config({"write_empty_chunks": True})
         attrs = dict(array.attrs).get("connecto", {})
         spatial = array.shape[-3:]
         num_channels = array.shape[0] if array.ndim == 4 else 1
@@ -76,6 +83,7 @@ class ZarrStore:
             chunks=channel + tuple(meta.chunk_shape),
             dtype=meta.dtype,
             fill_value=fill_value,
+            compressors=zarr.codecs.ZstdCodec(level=0, checksum=True),
             dimension_names=(("c",) if channel else ()) + ("z", "y", "x"),
             attributes={
                 "connecto": {
@@ -84,13 +92,59 @@ class ZarrStore:
                 }
             },
             overwrite=True,
+            config={"write_empty_chunks": True},
         )
         return cls(url, array, meta)
 
     def read(self, slices: tuple[slice, ...]) -> np.ndarray:
-        if self.meta.num_channels > 1:
-            slices = (slice(None), *slices)
-        return np.asarray(self.array[slices])
+        full = (slice(None), *slices) if self.meta.num_channels > 1 else slices
+        try:
+            return np.asarray(self.array[full])
+        except Exception as exc:  # a codec error names no chunk: find the one that fails
+            bad = self._unreadable_chunk(slices)
+            if bad is None:
+                raise
+            raise bad from exc
+
+    def _unreadable_chunk(self, slices: tuple[slice, ...]) -> CorruptChunkError | None:
+        """Read the chunks under ``slices`` one by one; the error of the first that fails, naming its file."""
+        import itertools
+
+        chunk = self.meta.chunk_shape
+        ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(slices, chunk)]
+        for index in itertools.product(*ranges):
+            sl = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunk, self.meta.shape))
+            try:
+                self.array[(slice(None), *sl) if self.meta.num_channels > 1 else sl]
+            except Exception as exc:  # noqa: BLE001 - reported with the file it came from
+                path, reason = self.chunk_path(self.chunk_key(index)), f"{type(exc).__name__}: {exc}"
+                return CorruptChunkError(
+                    f"cannot read chunk file {path} of {self.url} ({reason}): the file is damaged; "
+                    f"`connecto verify --repair {self.url}` lets a rerun of the stage that wrote it recompute "
+                    "its block", path, reason)
+        return None
+
+    # --- chunk files ------------------------------------------------------------
+    def chunk_key(self, index) -> str:
+        """The store key of the chunk at grid ``index`` (z, y, x), e.g. ``c/0/1/2``."""
+        coords = ((0,) if self.meta.num_channels > 1 else ()) + tuple(int(i) for i in index)
+        return self.array.metadata.encode_chunk_key(coords)
+
+    def chunk_path(self, key: str) -> str:
+        return self.url.join(key)
+
+    def list_chunks(self) -> dict[str, tuple[int, str]] | None:
+        """``{key: (size in bytes, modification stamp)}`` of every chunk file, from one listing.
+
+        None for a sharded array (its chunks are not files)."""
+        if getattr(self.array, "shards", None) is not None:
+            return None
+        encoding = self.array.metadata.chunk_key_encoding
+        prefix = "c" if getattr(encoding, "name", "") == "default" else ""
+        files = list_files(self.url, prefix)
+        if not prefix:  # chunk keys at the top level: everything but metadata and markers
+            files = {k: v for k, v in files.items() if not k.endswith(".json") and not k.startswith("done/")}
+        return files
 
     def write(self, slices: tuple[slice, ...], data: np.ndarray) -> None:
         if self.meta.num_channels > 1:

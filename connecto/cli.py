@@ -181,10 +181,12 @@ def _register_commands() -> None:
     from connecto.segment.cli import evaluate, segment
     from connecto.synapses.cli import COMMANDS as synapse_commands
     from connecto.synthetic.cli import synth
+    from connecto.verify import verify
     from proofreading.cli import proofread
     from training.cli import predict, train
 
-    for command in (synth, train, predict, segment, evaluate, *synapse_commands, *connectome_commands, proofread):
+    for command in (synth, train, predict, segment, evaluate, *synapse_commands, *connectome_commands, proofread,
+                    verify):
         cli.add_command(command)
 
 

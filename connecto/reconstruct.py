@@ -29,29 +29,67 @@ import os
 import resource
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
+from math import gcd
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator
 
 from chunks import open_volume
 from chunks.cluster import connect
 from connecto.defaults import DEFAULT_SCHEDULER, DEFAULT_THRESHOLD
-from connecto.segment.params import default
+from connecto.segment.params import METHODS, SegmentParams, default
+from training.precision import PRECISIONS
+from training.schema import (
+    ConfigError,
+    Fraction,
+    Int,
+    Margin,
+    NonNegativeInt,
+    PositiveInt,
+    Shape,
+    Text,
+    VoxelSize,
+    build,
+    load_mapping,
+    schema,
+)
 
 logger = logging.getLogger(__name__)
 
+PATH_KEYS = ("raw", "run_dir", "checkpoint", "ground_truth", "synapse_checkpoint", "synapse_truth")
 
-@dataclass(frozen=True)
+
+def _memory_limit(value):
+    from training.predict_plan import parse_memory_limit
+
+    parse_memory_limit(value)  # "lots" is refused here, not when prediction starts
+    return value
+
+
+MemoryLimit = Annotated[Text | Int | None, AfterValidator(_memory_limit)]
+
+
+@schema
 class ReconstructConfig:
     """What to reconstruct and how; the TOML/YAML file of ``connecto reconstruct`` maps onto it.
 
+    Typed (:mod:`training.schema`): a wrong type, a value out of range or an unknown key is
+    refused when the config is made, with one line naming the key, the value and what was
+    expected; :func:`check_run` checks what needs the inputs before any stage runs.
+
     raw : a volume URL, or an ingest source (``FILE.h5:/raw``, an image stack, ``.tif``, ``.npy``).
-    voxel_size_nm : needed when ``raw`` is an ingest source (z, y, x).
+    voxel_size_nm : needed when ``raw`` is an ingest source (z, y, x; numbers such as 4.6 are kept).
     checkpoint : the affinity model.
-    threshold : merge-score threshold of the written segmentation; default: the one the
+    threshold : merge-score threshold of the written segmentation, in [0, 1]; default: the one the
         model recommends (its checkpoint's ``extra["threshold"]``), else
         ``connecto.defaults.DEFAULT_THRESHOLD``. ``thresholds`` are additionally evaluated
         when ``ground_truth`` is given.
     aff_low, aff_high, method, min_size : as :class:`connecto.segment.params.SegmentParams`,
         whose defaults they share (``min_size`` 0: small segments are kept).
+    segment_block_shape : blocks of the segmentation stages (and, with a synapse model, of
+        synapse detection and the cleft volume, whose blocks must fit the synapse prediction's
+        chunks: a multiple of them on every axis the block does not cover whole).
     synapse_checkpoint : a synapse model (``model.outputs = ["synapses"]``); without it no
         synapses are detected. ``synapse_params`` are :class:`connecto.synapses.detect.DetectParams`
         fields (threshold, min_size, dilation_nm, post_fraction, max_extent_nm).
@@ -66,63 +104,47 @@ class ReconstructConfig:
         (``connecto.defaults.DEFAULT_SCHEDULER``, where the measurement behind it is).
     """
 
-    raw: str
-    run_dir: str
-    checkpoint: str
-    voxel_size_nm: tuple[int, int, int] | None = None
-    chunk_shape: tuple[int, int, int] = (64, 64, 64)
-    predict_block_shape: tuple[int, int, int] | None = None
-    context: tuple[int, int, int] | None = None  # default: the model's receptive field
-    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16": see training.precision
-    memory_limit: str | int | None = None  # per worker for a prediction block; default 1 GiB
-    threshold: float | None = None  # None: the model's recommendation, else DEFAULT_THRESHOLD
-    thresholds: tuple[float, ...] = ()
-    aff_low: float = default("aff_low")
-    aff_high: float = default("aff_high")
-    method: str = default("method")
-    min_size: int = default("min_size")
-    segment_block_shape: tuple[int, int, int] | None = None
-    ground_truth: str | None = None
-    synapse_checkpoint: str | None = None
-    synapse_params: dict = field(default_factory=dict)
-    synapse_truth: str | None = None
-    scheduler: str | None = None
-    workers: int | None = None
+    raw: Text
+    run_dir: Text
+    checkpoint: Text
+    voxel_size_nm: VoxelSize | None = None
+    chunk_shape: Shape = (64, 64, 64)
+    predict_block_shape: Shape | None = None
+    context: Margin | None = None  # default: the model's receptive field
+    precision: Literal[PRECISIONS] = "auto"  # see training.precision
+    memory_limit: MemoryLimit = None  # per worker for a prediction block; default 1 GiB
+    threshold: Fraction | None = None  # None: the model's recommendation, else DEFAULT_THRESHOLD
+    thresholds: tuple[Fraction, ...] = ()
+    aff_low: Fraction = default("aff_low")
+    aff_high: Fraction = default("aff_high")
+    method: Literal[METHODS] = default("method")
+    min_size: NonNegativeInt = default("min_size")
+    segment_block_shape: Shape | None = None
+    ground_truth: Text | None = None
+    synapse_checkpoint: Text | None = None
+    synapse_params: dict[str, Any] = field(default_factory=dict)
+    synapse_truth: Text | None = None
+    scheduler: Text | None = None
+    workers: PositiveInt | None = None
 
     def __post_init__(self):
         from connecto.synapses.detect import DetectParams
-        from training.precision import check_precision
-        from training.predict_plan import parse_memory_limit
 
-        check_precision(self.precision)
-        parse_memory_limit(self.memory_limit)
-
-        try:
-            DetectParams(**self.synapse_params)
-        except TypeError as exc:
-            raise ValueError(f"synapse_params: {exc}; known keys: "
-                             f"{[f.name for f in dataclasses.fields(DetectParams)]}") from None
-        for name in ("voxel_size_nm", "chunk_shape", "predict_block_shape", "context", "segment_block_shape"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, tuple(int(v) for v in value))
-        object.__setattr__(self, "thresholds", tuple(float(t) for t in self.thresholds))
+        SegmentParams(aff_low=self.aff_low, aff_high=self.aff_high, method=self.method, min_size=self.min_size)
+        build(DetectParams, self.synapse_params, prefix="synapse_params.")
 
 
 def load_reconstruct_config(path: str, **overrides) -> ReconstructConfig:
-    """Read a TOML or YAML reconstruct config; relative paths are relative to the file."""
-    from training.config import load_mapping
-
+    """Read a TOML or YAML reconstruct config; relative paths are relative to the file. Nothing is
+    written: a config that does not fit the schema is refused here with a :class:`ConfigError`
+    naming the file, the key, the value and what was expected."""
     values = {**load_mapping(path), **{k: v for k, v in overrides.items() if v is not None}}
-    known = {f.name for f in dataclasses.fields(ReconstructConfig)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"unknown reconstruct keys {sorted(unknown)} in {path}; known keys: {sorted(known)}")
     base = os.path.dirname(os.path.abspath(path))
-    for key in ("raw", "run_dir", "checkpoint", "ground_truth", "synapse_checkpoint", "synapse_truth"):
-        if values.get(key) and "://" not in values[key] and not os.path.isabs(values[key]):
-            values[key] = os.path.normpath(os.path.join(base, values[key]))
-    return ReconstructConfig(**values)
+    for key in PATH_KEYS:
+        value = values.get(key)
+        if isinstance(value, str) and value and "://" not in value and not os.path.isabs(value):
+            values[key] = os.path.normpath(os.path.join(base, value))
+    return build(ReconstructConfig, values, path)
 
 
 def code_version() -> str:
@@ -204,6 +226,7 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
 
     if config.threshold is None:
         config = dataclasses.replace(config, threshold=model_threshold(config.checkpoint))
+    check_run(config)  # before anything is written
     echo = echo or (lambda message: logger.info(message))
     run_dir = os.path.abspath(config.run_dir)
     os.makedirs(run_dir, exist_ok=True)
@@ -217,13 +240,14 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
 
         # 1. ingest (only when raw is not already a volume)
         raw_volume = _try_open(config.raw)
-        ingest_params = {"raw": config.raw, "voxel_size_nm": config.voxel_size_nm, "chunk_shape": config.chunk_shape}
+        # whole-number sizes fingerprint as before they were floats ([8, 8, 8]): such runs are not recomputed
+        voxel_size_nm = None if config.voxel_size_nm is None else \
+            [int(v) if float(v).is_integer() else v for v in config.voxel_size_nm]
+        ingest_params = {"raw": config.raw, "voxel_size_nm": voxel_size_nm, "chunk_shape": config.chunk_shape}
         upstream = ingest_fp = fp = _fingerprint("ingest", ingest_params)
         if raw_volume is None:
-            if config.voxel_size_nm is None:
-                raise ValueError(f"raw {config.raw!r} is not a volume; give voxel_size_nm (z,y,x) to ingest it")
             overwrite = record.changed("ingest", fp)
-            if not record.is_done("ingest", fp):
+            if not record.is_done("ingest", fp) or _damaged(echo, "ingest", os.path.join(run_dir, "raw.zarr")):
                 echo(f"ingest: {config.raw} -> {run_dir}/raw.zarr")
                 record.start("ingest", fp, ingest_params)
                 start = time.perf_counter()
@@ -246,7 +270,8 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
         segment_params = {**dataclasses.asdict(params), "threshold": config.threshold,
                           "block_shape": config.segment_block_shape}
         upstream = fp = _fingerprint(upstream, "segment", segment_params)
-        if not record.is_done("segment", fp):
+        if not record.is_done("segment", fp) or _damaged(echo, "segment", os.path.join(run_dir, "fragments"),
+                                                         os.path.join(run_dir, "segmentation")):
             echo("segment: fragments, region graph, agglomeration, relabel")
             overwrite = record.changed("segment", fp)
             record.start("segment", fp, segment_params)
@@ -283,6 +308,97 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
     return record.data
 
 
+def check_run(config: ReconstructConfig) -> None:
+    """Refuse, before any stage runs, what a later stage would refuse after the earlier ones ran.
+
+    The raw data's dtype and voxel size must be the models' (the config's ``voxel_size_nm`` when
+    ``raw`` is an ingest source; a volume's own, which a differing ``voxel_size_nm`` may not
+    contradict); ``checkpoint`` must predict 3 affinities and ``synapse_checkpoint`` synapses only;
+    ``predict_block_shape`` must be a multiple of both models' pooling factors; the ground truth must
+    cover the raw data's region; and with a synapse model ``segment_block_shape`` must fit the
+    chunks of the synapse prediction, in which the cleft volume is written block by block.
+    """
+    from training.checkpoint import load_checkpoint, model_config_from_checkpoint
+    from training.predict import check_block_shape, check_raw_matches, same_voxel_size
+
+    raw = _open_raw_or_source(config.raw)
+    if raw is None or not _is_volume(raw):
+        if config.voxel_size_nm is None:
+            raise ConfigError(f"raw {config.raw!r} is not a volume; give voxel_size_nm (z,y,x) to ingest it")
+        voxel_size_nm = config.voxel_size_nm
+    else:
+        voxel_size_nm = raw.voxel_size_nm
+        if config.voxel_size_nm is not None and not same_voxel_size(config.voxel_size_nm, voxel_size_nm):
+            raise ConfigError(f"voxel_size_nm = {list(config.voxel_size_nm)}, but raw {config.raw} is a volume of "
+                              f"voxel size {list(voxel_size_nm)} nm; voxel_size_nm is for ingesting an image source: "
+                              "remove it, or resample the volume")
+    dtype = None if raw is None else raw.dtype
+    models = [("checkpoint", config.checkpoint, ("affinities",))]
+    if config.synapse_checkpoint:
+        models.append(("synapse_checkpoint", config.synapse_checkpoint, ("synapses",)))
+    for key, checkpoint, heads in models:
+        state = load_checkpoint(checkpoint)
+        model = model_config_from_checkpoint(state)
+        if model.outputs != heads or (heads == ("affinities",) and model.out_channels != 3):
+            raise ConfigError(f"{key} {checkpoint} predicts {list(model.channel_names)}; expected a model with "
+                              + ("model.outputs = ['affinities'] and 3 offsets (z, y, x)" if key == "checkpoint" else
+                                 "model.outputs = ['synapses'] (cleft, pre side, post side)"))
+        check_raw_matches(state, checkpoint, config.raw, dtype=dtype, voxel_size_nm=voxel_size_nm)
+        check_block_shape(model, config.predict_block_shape, config.context, checkpoint)
+    if config.ground_truth:  # evaluated last: a typo here would be found after all the work
+        from chunks.sources import open_readable
+
+        try:
+            truth = open_readable(config.ground_truth)
+        except (FileNotFoundError, ValueError, KeyError, OSError) as exc:
+            raise ConfigError(f"ground_truth {config.ground_truth} cannot be read: {exc}") from None
+        if config.synapse_checkpoint and config.synapse_truth and "://" not in config.synapse_truth \
+                and not os.path.exists(config.synapse_truth):
+            raise ConfigError(f"synapse_truth {config.synapse_truth} does not exist")
+    if raw is None:
+        return  # not readable now: the ingest stage says why
+    if config.ground_truth and truth.roi != raw.roi:
+        raise ConfigError(f"ground_truth {config.ground_truth} covers {truth.roi} (shape {truth.roi.shape}), "
+                          f"raw {config.raw} {raw.roi} (shape {raw.roi.shape}); evaluation needs the same region")
+    if config.synapse_checkpoint and config.segment_block_shape:
+        _check_cleft_blocks(config, raw.roi.shape)
+
+
+def _check_cleft_blocks(config: ReconstructConfig, shape) -> None:
+    """The cleft volume is written in blocks of ``segment_block_shape`` on the synapse prediction's chunk grid
+    (:func:`connecto.synapses.detect.write_cleft_volume`): every block must start on a chunk."""
+    # the prediction's chunks (training.predict.predict_volume): chunk_shape, reduced to divide the given
+    # prediction block (a planned block is a multiple of it), clipped to the volume (chunks.create_volume)
+    chunks = config.chunk_shape if config.predict_block_shape is None else \
+        tuple(gcd(c, b) for c, b in zip(config.chunk_shape, config.predict_block_shape))
+    chunks = tuple(min(c, s) for c, s in zip(chunks, shape))
+    block = config.segment_block_shape
+    if all(b % c == 0 or b >= s for b, c, s in zip(block, chunks, shape)):
+        return
+    fits = [-(-b // c) * c for b, c in zip(block, chunks)]
+    raise ConfigError(f"segment_block_shape = {list(block)} does not fit the synapse prediction's chunks "
+                      f"{list(chunks)} (chunk_shape {list(config.chunk_shape)}"
+                      + (f", predict_block_shape {list(config.predict_block_shape)}" if config.predict_block_shape
+                         else "") + "), in which the cleft volume is written block by block; expected a multiple "
+                      f"of {list(chunks)} on every axis the block does not cover whole, such as {fits}")
+
+
+def _open_raw_or_source(url: str):
+    """The Volume or ingest source at ``url``, or None when it cannot be opened (the stage that reads it says why)."""
+    from chunks.sources import open_readable
+
+    try:
+        return open_readable(url)
+    except (FileNotFoundError, ValueError, KeyError, OSError):
+        return None
+
+
+def _is_volume(readable) -> bool:
+    from chunks import Volume
+
+    return isinstance(readable, Volume)
+
+
 def _predict_stage(config: ReconstructConfig, record: _RunRecord, stage: str, checkpoint: str, raw_volume,
                    out_url: str, upstream: str, engine: dict, echo) -> str:
     """Predict ``raw_volume`` with ``checkpoint`` into ``out_url`` unless done; returns the stage's fingerprint."""
@@ -291,7 +407,7 @@ def _predict_stage(config: ReconstructConfig, record: _RunRecord, stage: str, ch
     params = {"checkpoint": checkpoint, "checkpoint_sha1": _file_identity(checkpoint), "context": config.context,
               "block_shape": config.predict_block_shape, "precision": config.precision}
     fp = _fingerprint(upstream, stage, params)
-    if not record.is_done(stage, fp):
+    if not record.is_done(stage, fp) or _damaged(echo, stage, out_url):
         echo(f"{stage.replace('_', ' ')}: with {os.path.basename(checkpoint)}")
         overwrite = record.changed(stage, fp)
         record.start(stage, fp, params)
@@ -322,7 +438,7 @@ def _synapse_stages(config: ReconstructConfig, record: _RunRecord, run_dir: str,
     detect_params = {**dataclasses.asdict(detect), "block_shape": config.segment_block_shape}
     fp = _fingerprint(fp, fragments_fp, "synapses", detect_params)
     table_path = os.path.join(run_dir, "synapses.parquet")
-    if not record.is_done("synapses", fp):
+    if not record.is_done("synapses", fp) or _damaged(echo, "synapses", os.path.join(run_dir, "clefts")):
         echo("synapses: clefts and partners against fragments")
         overwrite = record.changed("synapses", fp)
         record.start("synapses", fp, detect_params)
@@ -377,6 +493,18 @@ def evaluate_run(run_dir: str, ground_truth: str, threshold: float, thresholds=(
     with open(os.path.join(run_dir, "evaluation.json"), "w") as f:
         json.dump({"threshold": threshold, **out, "worst": result.to_dict()}, f, indent=1, default=str)
     return out
+
+
+def _damaged(echo, stage: str, *urls: str) -> bool:
+    """True when a volume of a finished stage is gone, lost chunk files or was left unfinished (one listing
+    each): the stage then runs again, and its engine recomputes only the blocks concerned."""
+    from chunks.integrity import damage_at
+
+    problems = [problem for url in urls for problem in damage_at(url)]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        echo(f"{stage}: {problems[0]}{more}; running it again")
+    return bool(problems)
 
 
 def _try_open(url: str):

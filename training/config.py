@@ -1,4 +1,8 @@
-"""Model and training configuration: frozen dataclasses, read from YAML or TOML.
+"""Model and training configuration: frozen dataclasses with a typed schema, read from YAML or TOML.
+
+Every field's type and range is checked when a config is made, from a file or in Python
+(:mod:`training.schema`): a wrong type, a value out of range or an unknown key is refused
+with one line naming the file, the key, the value and what was expected.
 
 A training config file looks like (TOML)::
 
@@ -24,14 +28,47 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field
+
+from .precision import PRECISIONS
+from .schema import (
+    ConfigError,
+    Fraction,
+    Int,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    Shape,
+    Text,
+    VoxelSize,
+    ZRange,
+    build,
+    load_mapping,
+    schema,
+)
+
+__all__ = ["Config", "ConfigError", "ModelConfig", "TrainConfig", "VolumeSpec", "config_from_dict", "config_to_dict",
+           "load_config", "load_mapping"]
 
 NEIGHBOUR_OFFSETS = ((-1, 0, 0), (0, -1, 0), (0, 0, -1))
 OUTPUTS = ("affinities", "synapses")
 SYNAPSE_CHANNELS = ("cleft", "pre_side", "post_side")
 
 
-@dataclass(frozen=True)
+def _one_or_more(value):
+    return [value] if isinstance(value, str) else value  # outputs = "synapses" means ["synapses"]
+
+
+Factors = Annotated[tuple[PositiveInt, PositiveInt, PositiveInt], Field(description="3 integers >= 1 (z, y, x)")]
+Offset = Annotated[tuple[Int, Int, Int], Field(description="3 integers (z, y, x)")]
+Outputs = Annotated[tuple[Literal[OUTPUTS], ...], BeforeValidator(_one_or_more),
+                    Field(min_length=1, description=f"a non-empty list of distinct heads from {list(OUTPUTS)}")]
+
+
+@schema
 class ModelConfig:
     """A 3D U-Net predicting affinities, synapses, or both from one trunk.
 
@@ -43,30 +80,24 @@ class ModelConfig:
     "synapses" (three channels: cleft probability, pre-side and post-side probability).
     """
 
-    in_channels: int = 1
-    widths: tuple[int, ...] = (12, 24, 48)
-    downsample: tuple[tuple[int, int, int], ...] = ((1, 2, 2), (1, 2, 2))
-    offsets: tuple[tuple[int, int, int], ...] = NEIGHBOUR_OFFSETS
-    padding: str = "same"
-    outputs: tuple[str, ...] = ("affinities",)
+    in_channels: PositiveInt = 1
+    widths: Annotated[tuple[PositiveInt, ...], Field(min_length=1, description="a non-empty list of integers > 0")] \
+        = (12, 24, 48)
+    downsample: Annotated[tuple[Factors, ...], Field(description="a list of (z, y, x) factors >= 1")] \
+        = ((1, 2, 2), (1, 2, 2))
+    offsets: Annotated[tuple[Offset, ...], Field(description="a list of (z, y, x) offsets")] = NEIGHBOUR_OFFSETS
+    padding: Literal["same", "valid"] = "same"
+    outputs: Outputs = ("affinities",)
 
     def __post_init__(self):
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        object.__setattr__(self, "downsample", tuple(tuple(int(f) for f in d) for d in self.downsample))
-        object.__setattr__(self, "offsets", tuple(tuple(int(o) for o in off) for off in self.offsets))
-        object.__setattr__(self, "outputs", (self.outputs,) if isinstance(self.outputs, str) else tuple(self.outputs))
-        if not self.outputs or len(set(self.outputs)) != len(self.outputs) or not set(self.outputs) <= set(OUTPUTS):
-            raise ValueError(f"model.outputs {list(self.outputs)} must be a non-empty list of distinct heads from "
+        if len(set(self.outputs)) != len(self.outputs):
+            raise ValueError(f"outputs {list(self.outputs)} must be a non-empty list of distinct heads from "
                              f"{list(OUTPUTS)}")
         if len(self.downsample) != len(self.widths) - 1:
             raise ValueError(
-                f"model.downsample has {len(self.downsample)} factors but model.widths has {len(self.widths)} levels; "
+                f"downsample has {len(self.downsample)} factors but widths has {len(self.widths)} levels; "
                 "expected one factor (z,y,x) between each pair of levels"
             )
-        if self.padding not in ("same", "valid"):
-            raise ValueError(f"model.padding {self.padding!r} is not one of 'same', 'valid'")
-        if any(len(d) != 3 or min(d) < 1 for d in self.downsample):
-            raise ValueError(f"model.downsample {self.downsample} must be (z,y,x) factors >= 1")
 
     @property
     def out_channels(self) -> int:
@@ -103,121 +134,96 @@ class ModelConfig:
         return tuple(total)
 
 
-@dataclass(frozen=True)
+def _check_z_range(value, name: str) -> None:
+    if value is not None and value[0] >= value[1]:
+        raise ValueError(f"{name} {list(value)} is empty: expected [begin, end) with begin < end")
+
+
+@schema
 class VolumeSpec:
     """One training volume: raw and labels (volume URLs or ingest specs like FILE.h5:/raw)."""
 
-    raw: str
-    labels: str
-    voxel_size_nm: tuple[int, int, int]
+    raw: Text
+    labels: Text
+    voxel_size_nm: VoxelSize
     # z range [begin, end) of the labelled part held out for validation (None: no validation)
-    validation_slab_z: tuple[int, int] | None = None
+    validation_slab_z: ZRange | None = None
     # z range [begin, end) of labels that exist (FIB-25: labels cover z < 160 only)
-    labelled_z: tuple[int, int] | None = None
+    labelled_z: ZRange | None = None
     # synapse heads: cleft labels (synapse ids, 0 elsewhere) and a Parquet table with one row
     # per (synapse_id, pre_id, post_id) giving each synapse's pre and post neurons in ``labels``
     # (the synthetic generator writes both: clefts.zarr and synapses.parquet)
-    clefts: str | None = None
-    synapses: str | None = None
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    out_dir: str
-    volumes: tuple[VolumeSpec, ...]
-    voxel_size_nm: tuple[int, int, int] = (10, 10, 10)
-    steps: int = 1000
-    batch_size: int = 1
-    patch_shape: tuple[int, int, int] = (32, 96, 96)
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    checkpoint_every: int = 200
-    validate_every: int = 100
-    min_labelled_fraction: float = 0.5
-    seed: int = 0
-    augment: bool = True
-    # "auto" | "fp32" | "bf16" | "fp16": see training.precision (auto: bf16 only where it is native and faster)
-    precision: str = "auto"
-    threads: int | None = None
-    # synapse heads: pre/post-side targets are the partner voxels within this distance of the cleft
-    synapse_side_nm: float = 40.0
-    # share of patches centred (with jitter) on a cleft voxel: synapses are rare
-    synapse_patch_fraction: float = 0.7
-    # start from another model's weights (every tensor of the same name and shape), e.g. a
-    # synapse model from the boundary model trained on the same kind of data
-    init_from: str | None = None
+    clefts: Text | None = None
+    synapses: Text | None = None
 
     def __post_init__(self):
-        from .precision import check_precision
+        _check_z_range(self.validation_slab_z, "validation_slab_z")
+        _check_z_range(self.labelled_z, "labelled_z")
 
-        check_precision(self.precision, "train.precision")
+
+@schema
+class TrainConfig:
+    out_dir: Text
+    volumes: Annotated[tuple[VolumeSpec, ...],
+                       Field(min_length=1, description="at least one [[train.volumes]] with raw and labels")]
+    voxel_size_nm: VoxelSize = (10, 10, 10)
+    steps: PositiveInt = 1000
+    batch_size: PositiveInt = 1
+    patch_shape: Shape = (32, 96, 96)
+    learning_rate: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 1e-4
+    checkpoint_every: PositiveInt = 200
+    validate_every: PositiveInt = 100
+    min_labelled_fraction: Fraction = 0.5
+    seed: NonNegativeInt = 0
+    augment: bool = True
+    # "auto" | "fp32" | "bf16" | "fp16": see training.precision (auto: bf16 only where it is native and faster)
+    precision: Literal[PRECISIONS] = "auto"
+    threads: PositiveInt | None = None
+    # synapse heads: pre/post-side targets are the partner voxels within this distance of the cleft
+    synapse_side_nm: PositiveFloat = 40.0
+    # share of patches centred (with jitter) on a cleft voxel: synapses are rare
+    synapse_patch_fraction: Fraction = 0.7
+    # start from another model's weights (every tensor of the same name and shape), e.g. a
+    # synapse model from the boundary model trained on the same kind of data
+    init_from: Text | None = None
 
 
-@dataclass(frozen=True)
+@schema
 class Config:
     model: ModelConfig
     train: TrainConfig | None = None
 
 
-def _tuple_fields(cls, values: dict) -> dict:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys {sorted(unknown)}; known keys: {sorted(known)}")
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+def config_from_dict(values: dict, base_dir: str = ".", source: str | None = None) -> Config:
+    """The :class:`Config` of a config file's content ``values``; relative paths are relative to ``base_dir``.
+    ``source`` (the file) is named in errors."""
+    values = dict(values)
+    values.setdefault("model", {})
+    train = values.get("train")
+    if isinstance(train, dict):
+        train = values["train"] = dict(train)
+        if "mixed_precision" in train:  # configs before precision existed: true meant bf16 autocast everywhere
+            legacy = train.pop("mixed_precision")
+            train.setdefault("precision", "auto" if legacy else "fp32")
+        train["out_dir"] = _resolve(train.get("out_dir", "runs/train"), base_dir)
+        train["init_from"] = _resolve(train.get("init_from"), base_dir)
+        if isinstance(train.get("volumes"), list):
+            train["volumes"] = [{**v, **{k: _resolve(v.get(k), base_dir) for k in ("raw", "labels", "clefts",
+                                                                                   "synapses") if k in v}}
+                                if isinstance(v, dict) else v for v in train["volumes"]]
+    return build(Config, values, source)
 
 
-def config_from_dict(values: dict, base_dir: str = ".") -> Config:
-    model = ModelConfig(**_tuple_fields(ModelConfig, values.get("model", {})))
-    train = None
-    if "train" in values:
-        t = dict(values["train"])
-        volumes = []
-        for v in t.pop("volumes", []):
-            spec = _tuple_fields(VolumeSpec, v)
-            for key in ("raw", "labels", "clefts", "synapses"):
-                if spec.get(key):
-                    spec[key] = _resolve(spec[key], base_dir)
-            volumes.append(VolumeSpec(**spec))
-        if not volumes:
-            raise ValueError("train.volumes is empty: give at least one [[train.volumes]] with raw and labels")
-        if "mixed_precision" in t:  # configs before precision existed: true meant bf16 autocast everywhere
-            legacy = t.pop("mixed_precision")
-            t.setdefault("precision", "auto" if legacy else "fp32")
-        t = _tuple_fields(TrainConfig, t)
-        t["out_dir"] = _resolve(t.get("out_dir", "runs/train"), base_dir)
-        if t.get("init_from"):
-            t["init_from"] = _resolve(t["init_from"], base_dir)
-        train = TrainConfig(volumes=tuple(volumes), **{k: v for k, v in t.items() if k != "volumes"})
-    return Config(model=model, train=train)
-
-
-def _resolve(path: str, base_dir: str) -> str:
-    if "://" in path or os.path.isabs(path):
-        return path
+def _resolve(path, base_dir: str):
+    if not isinstance(path, str) or not path or "://" in path or os.path.isabs(path):
+        return path  # not a path (None, or a mistake the schema names)
     return os.path.normpath(os.path.join(base_dir, path))
-
-
-def load_mapping(path: str) -> dict:
-    """The key/value content of a YAML (.yaml/.yml) or TOML (.toml) file."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"config file {path!r} does not exist")
-    with open(path, "rb") as f:
-        text = f.read()
-    if path.endswith(".toml"):
-        import tomllib
-
-        return tomllib.loads(text.decode())
-    if path.endswith((".yaml", ".yml")):
-        import yaml
-
-        return yaml.safe_load(text) or {}
-    raise ValueError(f"config {path!r} must end in .toml, .yaml or .yml")
 
 
 def load_config(path: str) -> Config:
     """Read a YAML or TOML training config; relative paths are relative to the file."""
-    return config_from_dict(load_mapping(path), base_dir=os.path.dirname(os.path.abspath(path)))
+    return config_from_dict(load_mapping(path), base_dir=os.path.dirname(os.path.abspath(path)), source=path)
 
 
 def config_to_dict(config) -> dict:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import threading
 from math import gcd
@@ -209,13 +210,41 @@ def _resolve_where_blocks_run(scheduler, checkpoint: str, precision: str):
 
 def check_raw(raw: Volume, state: dict, checkpoint: str) -> None:
     """Refuse raw data that differs from what the model was trained on."""
-    if str(raw.dtype) != state.get("raw_dtype", "uint8"):
-        raise ValueError(f"raw {raw.url} is {raw.dtype}, but the model in {checkpoint} was trained on "
+    check_raw_matches(state, checkpoint, raw.url, dtype=raw.dtype, voxel_size_nm=raw.voxel_size_nm)
+
+
+def check_raw_matches(state: dict, checkpoint: str, raw: str, *, dtype=None, voxel_size_nm=None) -> None:
+    """Refuse raw data of ``dtype`` and ``voxel_size_nm`` (either None: unknown, not checked) that differs from
+    what the model in ``checkpoint`` (its loaded ``state``) was trained on. Voxel sizes compare as numbers:
+    8 and 8.0 are the same size, 8.5 and 8 are not."""
+    if dtype is not None and str(np.dtype(dtype)) != state.get("raw_dtype", "uint8"):
+        raise ValueError(f"raw {raw} is {np.dtype(dtype)}, but the model in {checkpoint} was trained on "
                          f"{state.get('raw_dtype')} images; convert the raw volume first")
     trained = state.get("voxel_size_nm")
-    if trained is not None and tuple(trained) != tuple(raw.voxel_size_nm):
-        raise ValueError(f"raw {raw.url} has voxel size {tuple(raw.voxel_size_nm)} nm, but the model in {checkpoint} "
-                         f"was trained at {tuple(trained)} nm; resample the raw volume or use a matching model")
+    if trained is not None and voxel_size_nm is not None and not same_voxel_size(trained, voxel_size_nm):
+        raise ValueError(f"raw {raw} has voxel size {_nm(voxel_size_nm)} nm, but the model in {checkpoint} "
+                         f"was trained at {_nm(trained)} nm; resample the raw volume or use a matching model")
+
+
+def same_voxel_size(a, b) -> bool:
+    """Whether two voxel sizes (nm, z y x) are the same numbers (8 == 8.0; 8.5 != 8)."""
+    return len(a) == len(b) and all(math.isclose(float(x), float(y), rel_tol=1e-9) for x, y in zip(a, b))
+
+
+def _nm(voxel_size_nm) -> tuple:
+    return tuple(int(v) if float(v).is_integer() else float(v) for v in voxel_size_nm)  # (8, 8, 8), (8.5, 8, 8)
+
+
+def check_block_shape(config, block_shape, context, checkpoint: str = "the model") -> None:
+    """Refuse a prediction ``block_shape`` (or None: planned, always fits) that is no multiple of the pooling
+    factors of the model of ``config``, and a ``context`` (None: the default) a valid-padding model cannot use."""
+    factor = Coordinate(config.total_downsample)
+    if block_shape is not None and any(b % f for b, f in zip(Coordinate(block_shape), factor)):
+        raise ValueError(f"block shape {Coordinate(block_shape)} must be a multiple of the model's pooling factors "
+                         f"{factor} ({checkpoint})")
+    if config.padding == "valid" and context is not None and Coordinate(context) != Coordinate(valid_margin(config)):
+        raise ValueError(f"a valid-padding model reads exactly its margin {tuple(valid_margin(config))} around each "
+                         f"block; context {tuple(context)} cannot be changed")
 
 
 def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=None, context=None,
@@ -246,12 +275,9 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
         scheduler = "threads"
     choice = _resolve_where_blocks_run(scheduler, checkpoint, precision)
     factor = Coordinate(config.total_downsample)
+    check_block_shape(config, block_shape, context, checkpoint)
     if config.padding == "valid":  # the network's own margin is the context: blockwise equals whole-volume
-        margin = Coordinate(valid_margin(config))
-        if context is not None and Coordinate(context) != margin:
-            raise ValueError(f"a valid-padding model reads exactly its margin {tuple(margin)} around each block; "
-                             f"context {tuple(context)} cannot be changed")
-        context = margin
+        context = Coordinate(valid_margin(config))
     else:
         if context is None:  # the receptive field: blockwise equals whole-volume prediction
             context = receptive_field_radius(config)
@@ -266,8 +292,6 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
 
         block_shape = plan_block_shape(roi.shape, chunk_shape, factor, context, limit, per_voxel)
     block_shape = Coordinate(block_shape)
-    if any(b % f for b, f in zip(block_shape, factor)):
-        raise ValueError(f"block shape {block_shape} must be a multiple of the model's pooling factors {factor}")
     # every block must start on the output's chunk grid
     chunk_shape = Coordinate(gcd(c, b) for c, b in zip(chunk_shape, block_shape))
     out = create_volume(out_url, raw.shape, "uint8", raw.voxel_size_nm, offset=raw.offset,

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
 
 from chunks import Coordinate, Roi, Volume, run_blockwise
 from training.config import SYNAPSE_CHANNELS as MODEL_SYNAPSE_CHANNELS
+from training.schema import Float, Int, schema
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ AXES = ("z", "y", "x")
 POINTS = ("cleft", "pre", "post")
 
 
-@dataclass(frozen=True)
+@schema  # typed: threshold = "high" or an unknown key is refused (training.schema)
 class DetectParams:
     """threshold : cleft probability (0..1; uint8 input is read as /255) that makes a cleft voxel.
     min_size : clefts with fewer voxels are dropped.
@@ -50,11 +51,11 @@ class DetectParams:
     max_extent_nm : blockwise only: largest cleft extent found exactly (see module docstring).
     """
 
-    threshold: float = 0.8
-    min_size: int = 150
-    dilation_nm: float = 16.0
-    post_fraction: float = 0.3
-    max_extent_nm: float = 400.0
+    threshold: Float = 0.8
+    min_size: Int = 150
+    dilation_nm: Float = 16.0
+    post_fraction: Float = 0.3
+    max_extent_nm: Float = 400.0
 
     def __post_init__(self):
         if not 0.0 < self.threshold <= 1.0:
@@ -64,6 +65,9 @@ class DetectParams:
         if self.min_size < 1 or self.dilation_nm < 0 or self.max_extent_nm <= 0:
             raise ValueError(f"min_size ({self.min_size}) must be >= 1, dilation_nm ({self.dilation_nm}) >= 0 "
                              f"and max_extent_nm ({self.max_extent_nm}) > 0")
+
+
+DEFAULT_DETECT_PARAMS = DetectParams()  # every field at its default (the functions' default argument)
 
 
 def table_columns() -> list[str]:
@@ -91,7 +95,7 @@ def _radius_voxels(nm: float, voxel_size_nm) -> Coordinate:
 
 
 def detect_synapses(cleft_prob: np.ndarray, sides: np.ndarray, fragments: np.ndarray, *,
-                    params: DetectParams = DetectParams(), voxel_size_nm=(8, 8, 8), offset_nm=(0, 0, 0),
+                    params: DetectParams = DEFAULT_DETECT_PARAMS, voxel_size_nm=(8, 8, 8), offset_nm=(0, 0, 0),
                     origin=(0, 0, 0), volume_shape=None, owned: Roi | None = None) -> pd.DataFrame:
     """The synapse table (module docstring) of in-memory predictions.
 
@@ -224,7 +228,7 @@ def check_prediction(prediction: Volume) -> None:
 
 
 def detect_synapses_blockwise(cleft_prob: Volume, sides: Volume | None, fragments: Volume, out_dir: str, *,
-                              params: DetectParams = DetectParams(), block_shape=None, scheduler=None,
+                              params: DetectParams = DEFAULT_DETECT_PARAMS, block_shape=None, scheduler=None,
                               num_workers=None, overwrite=False, progress=True) -> pd.DataFrame:
     """Blockwise :func:`detect_synapses` into ``out_dir/synapses-<block>.parquet``; returns the merged table.
 
@@ -283,8 +287,9 @@ def clefts_block(params: DetectParams, volume_roi: Roi, keep: np.ndarray, block,
     return {"clefts": ids[block.write_slices()]}
 
 
-def write_cleft_volume(prediction: Volume, table: pd.DataFrame, out_url: str, *, params: DetectParams = DetectParams(),
-                       block_shape=None, scheduler=None, num_workers=None, overwrite=False, progress=True) -> Volume:
+def write_cleft_volume(prediction: Volume, table: pd.DataFrame, out_url: str, *,
+                       params: DetectParams = DEFAULT_DETECT_PARAMS, block_shape=None, scheduler=None,
+                       num_workers=None, overwrite=False, progress=True) -> Volume:
     """A uint64 Volume of the detected clefts: each cleft voxel holds its synapse's ``id`` (0 elsewhere).
 
     Computed blockwise with the detection's context, so the labels agree with the table for

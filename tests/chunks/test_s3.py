@@ -74,3 +74,31 @@ def test_precomputed_volume_in_s3_roundtrip(s3_endpoint):
     again = open_volume(url)
     assert again.format == "precomputed" and again.dtype == np.uint64
     assert np.array_equal(again.read(), data)
+
+
+def test_lost_and_damaged_chunks_in_a_bucket(s3_endpoint):
+    import boto3
+
+    from chunks import CorruptChunkError
+    from chunks.verify import verify
+
+    def copy(block, inputs):
+        return {"out": inputs["raw"][block.write_slices()]}
+
+    raw = create_volume(f"s3://{s3_endpoint}/em-data/integrity-raw.zarr", (16, 16, 16), "uint8", (8, 8, 8),
+                        chunk_shape=(8, 8, 8))
+    data = np.random.default_rng(4).integers(0, 256, (16, 16, 16)).astype(np.uint8)
+    raw.write(raw.roi, data)
+    url = f"s3://{s3_endpoint}/em-data/integrity-out.zarr"
+    out = create_volume(url, raw.shape, "uint8", (8, 8, 8), chunk_shape=(8, 8, 8))
+    run = functools.partial(run_blockwise, copy, raw.roi, (8, 8, 8), task="copy", inputs={"raw": raw},
+                            outputs={"out": out}, scheduler="sync", progress=False)
+    run()
+    bucket = boto3.client("s3", endpoint_url=s3_endpoint)
+    bucket.delete_object(Bucket="em-data", Key="integrity-out.zarr/c/1/0/1")
+    assert run().processed_blocks == 1, "the block whose chunk object is gone runs again"
+    assert np.array_equal(open_volume(url).read(), data) and not verify(url).problems
+    bucket.put_object(Bucket="em-data", Key="integrity-out.zarr/c/0/0/1", Body=b"garbage")
+    with pytest.raises(CorruptChunkError, match="cannot read chunk file s3://em-data/integrity-out.zarr/c/0/0/1 "):
+        open_volume(url).read()
+    assert [p.path for p in verify(url).problems] == ["s3://em-data/integrity-out.zarr/c/0/0/1"]

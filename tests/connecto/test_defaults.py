@@ -45,10 +45,10 @@ def test_reconstruct_takes_the_threshold_the_checkpoint_recommends(tmp_path):
     assert model_threshold(str(path)) == 0.65
     # run.json records the threshold used (connecto.connectome reads it); the run stops at ingest
     config = ReconstructConfig(raw=str(tmp_path / "missing.h5:/raw"), run_dir=str(tmp_path / "run"),
-                               checkpoint=str(path), scheduler="sync")
-    with pytest.raises(ValueError, match="give voxel_size_nm"):
+                               checkpoint=str(path), voxel_size_nm=(8, 8, 8), scheduler="sync")
+    with pytest.raises(FileNotFoundError, match="missing.h5' does not exist"):
         reconstruct(config, progress=False)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["threshold"] == 0.65
-    with pytest.raises(ValueError, match="give voxel_size_nm"):
+    with pytest.raises(FileNotFoundError, match="missing.h5' does not exist"):
         reconstruct(dataclasses.replace(config, threshold=0.4), progress=False)
     assert json.loads((tmp_path / "run" / "run.json").read_text())["config"]["threshold"] == 0.4

@@ -68,7 +68,7 @@ def test_bad_shapes_are_named():
         detect_synapses(prob, sides[0], fragments)
     with pytest.raises(ValueError, match="dtype int64; expected uint8"):
         detect_synapses(prob.astype(np.int64), sides, fragments)
-    with pytest.raises(ValueError, match="threshold 0 must lie in"):
+    with pytest.raises(ValueError, match=r"DetectParams: threshold 0.0 must lie in \(0, 1\]"):
         DetectParams(threshold=0)
 
 

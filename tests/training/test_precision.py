@@ -93,14 +93,14 @@ def test_unknown_precisions_are_refused_with_the_choices():
         check_precision("bf17")
     from training.config import config_from_dict
 
-    with pytest.raises(ValueError, match="train.precision 'half' is not one of"):
+    with pytest.raises(ValueError, match="train.precision = 'half': expected one of 'auto', 'fp32', 'bf16', 'fp16'"):
         config_from_dict({"train": {"volumes": [{"raw": "r.npy", "labels": "l.npy", "voxel_size_nm": [8, 8, 8]}],
                                     "precision": "half"}})
     from connecto.reconstruct import ReconstructConfig
 
-    with pytest.raises(ValueError, match="precision 'quick' is not one of"):
+    with pytest.raises(ValueError, match="precision = 'quick': expected one of 'auto', 'fp32'"):
         ReconstructConfig(raw="r.zarr", run_dir="run", checkpoint="m.pt", precision="quick")
-    with pytest.raises(ValueError, match="memory limit 'lots' is not a size"):
+    with pytest.raises(ValueError, match="memory_limit = 'lots': memory limit 'lots' is not a size"):
         ReconstructConfig(raw="r.zarr", run_dir="run", checkpoint="m.pt", memory_limit="lots")
 
 
