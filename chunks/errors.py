@@ -37,3 +37,23 @@ class MissingChunkError(FileNotFoundError):
 
 class IncompleteVolumeError(ValueError):
     """A volume read as an input was not finished by the stage that writes it."""
+
+
+def first_unreadable_chunk(slices, chunk_shape, shape, read, path_of, url) -> CorruptChunkError | None:
+    """Read the chunks under ``slices`` (zyx, in voxels of the array) one by one with ``read(chunk_slices)``;
+    the error of the first that fails, naming its file (``path_of(grid_index)``), or None. Used by the
+    stores after a read failed, to say which chunk file is damaged."""
+    import itertools
+
+    ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(slices, chunk_shape)]
+    for index in itertools.product(*ranges):
+        sl = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunk_shape, shape))
+        try:
+            read(sl)
+        except Exception as exc:  # noqa: BLE001 - reported with the file it came from
+            path, reason = path_of(index), f"{type(exc).__name__}: {exc}"
+            return CorruptChunkError(
+                f"cannot read chunk file {path} of {url} ({reason}): the file is damaged; "
+                f"`connecto verify --repair {url}` lets a rerun of the stage that wrote it recompute "
+                "its block", path, reason)
+    return None

@@ -12,7 +12,7 @@ import os
 import numpy as np
 
 from .coordinate import Coordinate
-from .errors import CorruptChunkError
+from .errors import CorruptChunkError, first_unreadable_chunk
 from .fs import filesystem, list_files, read_json, write_json
 from .urls import StorageUrl
 from .volume_meta import VolumeMeta
@@ -124,21 +124,10 @@ class PrecomputedStore:
         return np.ascontiguousarray(out)
 
     def _unreadable_chunk(self, slices: tuple[slice, ...]) -> CorruptChunkError | None:
-        import itertools
-
-        chunk = self.meta.chunk_shape
-        ranges = [range(s.start // c, -(-s.stop // c)) for s, c in zip(slices, chunk)]
-        for index in itertools.product(*ranges):
-            sl = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunk, self.meta.shape))
-            try:
-                self.cv[self._xyz_slices(sl)]
-            except Exception as exc:  # noqa: BLE001 - reported with the file it came from
-                path, reason = self.chunk_path(self.chunk_key(index)), f"{type(exc).__name__}: {exc}"
-                return CorruptChunkError(
-                    f"cannot read chunk file {path} of {self.url} ({reason}): the file is damaged; "
-                    f"`connecto verify --repair {self.url}` lets a rerun of the stage that wrote it recompute "
-                    "its block", path, reason)
-        return None
+        """Read the chunks under ``slices`` one by one; the error of the first that fails, naming its file."""
+        return first_unreadable_chunk(slices, self.meta.chunk_shape, self.meta.shape,
+                                      lambda sl: self.cv[self._xyz_slices(sl)],
+                                      lambda index: self.chunk_path(self.chunk_key(index)), self.url)
 
     # --- chunk files (unsharded layers) -----------------------------------------------
     def chunk_key(self, index) -> str:
