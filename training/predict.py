@@ -28,7 +28,6 @@ from math import gcd
 import numpy as np
 
 from chunks import Coordinate, Volume, create_volume, run_blockwise
-from chunks.blocks import plan_blocks
 from chunks.cluster import default_workers
 from chunks.memory import release_free_memory
 
@@ -103,10 +102,6 @@ def _to_uint8_tensor(logits):
     return torch.sigmoid(logits.float()).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def to_uint8(probabilities: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(probabilities * 255.0), 0, 255).astype(np.uint8)
-
-
 def _padded_input(raw: np.ndarray, before, after, factor):
     """``raw`` normalised and mirrored by ``before``/``after`` voxels (and up to a multiple of ``factor``)."""
     padded_shape = [b + s + a for b, s, a in zip(before, raw.shape, after)]
@@ -128,7 +123,8 @@ def predict_padded(model, device, raw: np.ndarray, before, after, factor, precis
     return out[(slice(None), *sl)]
 
 
-def predict_valid(model, device, raw: np.ndarray, before, after, precision: str = "fp32") -> np.ndarray:
+def predict_valid(model, device, raw: np.ndarray, before, after, precision: str = "fp32", *,
+                  uint8: bool = False) -> np.ndarray:
     """A valid-padding model's probabilities for the centre of ``raw`` (``before``/``after`` voxels of
     context on each side; missing context at the volume's faces comes mirrored)."""
     from .unet import output_shape, valid_input_shape
@@ -139,7 +135,7 @@ def predict_valid(model, device, raw: np.ndarray, before, after, precision: str 
     # mirror what the volume lacks, then pad the end up to a shape the network accepts
     pad = [(m - b, i - (m - b) - s) for m, b, i, s in zip(margin, before, input_shape, raw.shape)]
     x = np.pad(normalize_raw(raw), pad, mode="symmetric") if any(p != (0, 0) for p in pad) else normalize_raw(raw)
-    out = forward(model, device, x, precision)
+    out = (forward_uint8 if uint8 else forward)(model, device, x, precision)
     if out.shape[1:] != output_shape(model.config, input_shape):
         raise RuntimeError(f"the network gave {out.shape[1:]} voxels for input {input_shape}, expected "
                            f"{output_shape(model.config, input_shape)}")
@@ -165,7 +161,7 @@ def predict_block(checkpoint, factor, precision, block, inputs):
         if model.config.padding == "valid":
             before = block.write_roi.begin - block.read_roi.begin
             after = block.read_roi.end - block.write_roi.end
-            return {"affinities": to_uint8(predict_valid(model, device, raw, before, after, precision))}
+            return {"affinities": predict_valid(model, device, raw, before, after, precision, uint8=True)}
         # the block's origin must sit on the pooling grid of the read array (it does unless the
         # read was clipped by an amount that is no multiple of the factors)
         before = tuple((-(w - r)) % f for w, r, f in zip(block.write_roi.begin, block.read_roi.begin, factor))
@@ -260,7 +256,14 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
     ``choice_out``: a dict that receives what ran (precision, why, block shape, estimated peak).
     """
     from .precision import check_precision
-    from .predict_plan import block_bytes, bytes_per_voxel, parse_memory_limit, plan_block_shape, slab_fraction
+    from .predict_plan import (
+        block_bytes,
+        bytes_per_voxel,
+        largest_read_shape,
+        parse_memory_limit,
+        plan_block_shape,
+        slab_fraction,
+    )
     from .slab_forward import SLABS
 
     check_precision(precision)
@@ -297,9 +300,8 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
     out = create_volume(out_url, raw.shape, "uint8", raw.voxel_size_nm, offset=raw.offset,
                         chunk_shape=chunk_shape, num_channels=config.out_channels, overwrite=overwrite,
                         layer_type="image")
-    estimate = max(block_bytes(config, choice.precision, block.read_roi.shape,
-                               SLABS if config.padding == "same" else None)
-                   for block in plan_blocks(roi, block_shape, context, raw.roi))
+    estimate = block_bytes(config, choice.precision, largest_read_shape(roi.shape, block_shape, context),
+                           SLABS if config.padding == "same" else None)
     logger.info("predict: %s (%s), blocks %s, context %s, about %.0f MiB per block", choice.precision,
                 choice.reason, tuple(block_shape), tuple(context), estimate / 2**20)
     if choice_out is not None:

@@ -122,9 +122,18 @@ def _axis_candidates(extent: int, unit: int, context: int):
         sizes = sizes[:MAX_CANDIDATES_PER_AXIS - 1] + [sizes[-1]]
     work, largest, count = [], [], []
     for size in sizes:
-        begins = range(0, extent, size)
-        reads = [min(extent, b + size + context) - max(0, b - context) for b in begins]
+        reads = _axis_reads(extent, size, context)
         work.append(sum(reads))
         largest.append(max(reads))
         count.append(len(reads))
     return sizes, work, largest, count
+
+
+def _axis_reads(extent: int, size: int, context: int) -> list[int]:
+    """The read extent of each block along one axis (context clipped at the volume's faces)."""
+    return [min(extent, b + size + context) - max(0, b - context) for b in range(0, extent, size)]
+
+
+def largest_read_shape(shape, block_shape, context) -> tuple[int, int, int]:
+    """The read shape of the largest block of a plan, per axis, without listing the blocks."""
+    return tuple(max(_axis_reads(int(e), int(b), int(c))) for e, b, c in zip(shape, block_shape, context))
