@@ -25,7 +25,7 @@ from .blocks import Block, plan_blocks
 from .cluster import connect
 from .coordinate import Coordinate
 from .errors import BlockFailedError
-from .integrity import canonical_url, check_input, chunk_checksums, grid_region, missing_chunks, volume_identity
+from .integrity import canonical_url, check_input, chunk_checksums, damaged_chunks, describe, grid_region, volume_identity
 from .markers import DoneMarkers
 from .roi import Roi
 from .volume import Volume
@@ -192,16 +192,17 @@ def _plan(task, total_roi, block_shape, context, params, inputs, outputs, marker
 
 
 def _recompute_lost_blocks(task, blocks, done: set, outputs, markers) -> None:
-    """Forget finished blocks whose output chunk files have gone (one listing per output), so they run again."""
+    """Forget finished blocks whose output chunk files are gone or damaged (one listing per output), so
+    they run again."""
     finished = {b.name: b.write_roi for b in blocks if b.name in done}
     lost: dict[str, list[str]] = {}
     for name, vol in outputs.items():
-        for block_name, keys in missing_chunks(vol, name, finished, markers).items():
-            lost.setdefault(block_name, []).extend(vol.chunk_path(k) for k in keys)
+        for block_name, chunks in damaged_chunks(vol, name, finished, markers).items():
+            lost.setdefault(block_name, []).extend(describe(vol, {block_name: chunks}))
     if lost:
         first = min(lost)
-        logger.warning("%s: %d finished block(s) lost chunk files (block %s: %s); computing them again",
-                       task, len(lost), first, lost[first][0])
+        logger.warning("%s: %d finished block(s) have missing or damaged chunk files (block %s: %s); computing "
+                       "them again", task, len(lost), first, lost[first][0])
         markers.forget(lost)
         done.difference_update(lost)
 

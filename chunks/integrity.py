@@ -7,9 +7,11 @@
   per task); of any other volume, a hash of its chunk listing (names, sizes, modification
   stamps); never a read of the data (``memory://`` volumes, which have no files, excepted).
 - Zarr volumes written here hold a file for every chunk, so a chunk file missing inside a
-  finished block is damage. It is found from one listing: the stage that wrote it
-  recomputes the block on its next run (:func:`missing_chunks`); a stage that reads it
-  refuses, naming the file (:func:`check_input`).
+  finished block is damage; so is (on local disk) a chunk file modified after its block's
+  marker that no longer reads back with its crc32 (truncated, overwritten). Both are found
+  from one listing of the chunks and one of the markers, reading only the suspects: the
+  stage that wrote them recomputes the block on its next run (:func:`damaged_chunks`); a
+  stage that reads them refuses, naming the file (:func:`check_input`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from .blocks import Block, plan_blocks
 from .coordinate import Coordinate
-from .errors import IncompleteVolumeError, MissingChunkError
+from .errors import CorruptChunkError, IncompleteVolumeError, MissingChunkError
 from .fs import filesystem, list_files
 from .markers import DoneMarkers
 from .roi import Roi
@@ -140,38 +142,75 @@ def _hash(value) -> str:
     return hashlib.blake2b(json.dumps(value, sort_keys=True, default=str).encode(), digest_size=8).hexdigest()
 
 
-# --- missing chunk files ---------------------------------------------------------------
+# --- missing and damaged chunk files ---------------------------------------------------
 
-def missing_chunks(vol: Volume, output: str, blocks: dict[str, Roi], markers: DoneMarkers,
-                   files: dict | None = None) -> dict[str, list[str]]:
-    """``{block name: [chunk keys]}``: chunks that finished ``blocks`` (write Rois by name) wrote into
-    ``vol`` as ``output`` and whose files are now missing or empty. One listing, plus a read of the
-    markers of blocks that look damaged (a marker says which chunks its block wrote)."""
+MISSING, DAMAGED = "missing", "damaged"
+
+
+def damaged_chunks(vol: Volume, output: str, blocks: dict[str, Roi], markers: DoneMarkers,
+                   files: dict | None = None) -> dict[str, dict[str, str]]:
+    """``{block name: {chunk key: "missing" | "damaged"}}``: chunks that finished ``blocks`` (write Rois
+    by name) wrote into ``vol`` as ``output`` and whose files are now missing or empty, or (on local
+    disk) were modified after the block's marker and no longer hold what was written (unreadable, or
+    another crc32). One listing of the chunks and one of the markers; reads only the markers of
+    suspect blocks and the suspect chunks themselves."""
     files = vol.list_chunks() if files is None else files
     if files is None or not blocks:
         return {}
-    suspects: dict[str, list[str]] = {}
+    stamps = markers.stamps()
+    suspects: dict[str, dict[str, str]] = {}
     for name, roi in blocks.items():
+        marked = stamps.get(name) if stamps else None
         for index in vol.chunk_indices(roi):
             key = vol.chunk_key(index)
             found = files.get(key)
             if found is None or found[0] == 0:
-                suspects.setdefault(name, []).append(key)
+                suspects.setdefault(name, {})[key] = MISSING
+            elif marked is not None and _modified_after(found[1], marked):
+                suspects.setdefault(name, {})[key] = DAMAGED
     if not suspects:
         return {}
     records = markers.records(suspects)
-    out = {}
+    out, verified = {}, []
     for name, keys in suspects.items():
         written = records.get(name, {}).get("outputs", {}).get(output, {})
-        lost = [k for k in keys if k in written]
-        if lost:
-            out[name] = lost
+        rois = {vol.chunk_key(index): roi for index, roi in vol.chunk_rois(blocks[name])} \
+            if DAMAGED in keys.values() else {}
+        bad = {k: what for k, what in keys.items()
+               if k in written and (what == MISSING or not _holds(vol, rois[k], written[k]))}
+        if bad:
+            out[name] = bad
+        elif all(what == DAMAGED for what in keys.values()):
+            verified.append(name)
+    markers.restamp(verified)  # rewritten with the same bytes (or copied): not read again next time
     return out
+
+
+def _modified_after(stamp: str, marked_ns: int) -> bool:
+    try:
+        return int(stamp) > marked_ns
+    except (TypeError, ValueError):
+        return False
+
+
+def _holds(vol: Volume, roi: Roi, expected: str) -> bool:
+    """Whether the chunk of ``vol`` at ``roi`` reads back with the crc32 ``expected``."""
+    try:
+        return crc32(vol.read(roi)) == expected
+    except Exception:  # noqa: BLE001 - any read failure is damage
+        return False
+
+
+def describe(vol: Volume, lost: dict[str, dict[str, str]]) -> list[str]:
+    """``["missing chunk file PATH", "damaged chunk file PATH", ...]`` of :func:`damaged_chunks`' answer."""
+    return [f"{what} chunk file {vol.chunk_path(key)}"
+            for name in sorted(lost) for key, what in sorted(lost[name].items())]
 
 
 def check_input(name: str, vol: Volume, region: Roi) -> None:
     """Refuse to read ``vol`` as input ``name`` over ``region`` when the stage that wrote it did not
-    finish, or when chunk files it wrote there are missing (they would read as the fill value)."""
+    finish, or when chunk files it wrote there are missing (they would read as the fill value) or
+    were changed since (:func:`damaged_chunks`)."""
     runs = written_by(vol)
     for run in runs:
         blocks = run.blocks()
@@ -183,26 +222,28 @@ def check_input(name: str, vol: Volume, region: Roi) -> None:
             )
         needed = {b.name: b.write_roi.intersect(region) for b in blocks}
         needed = {k: roi for k, roi in needed.items() if not roi.empty()}
-        lost = missing_chunks(vol, run.output, needed, run.markers)
+        lost = damaged_chunks(vol, run.output, needed, run.markers)
         if lost:
-            keys = sorted(k for keys in lost.values() for k in keys)
-            more = f" (and {len(keys) - 1} more)" if len(keys) > 1 else ""
-            raise MissingChunkError(
-                f"input {name!r} ({vol.url}) is missing chunk file {vol.chunk_path(keys[0])}{more} that task "
-                f"{run.task!r} wrote; {run.repair_hint()} to recompute it, then run this stage again"
+            problems = describe(vol, lost)
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            missing = problems[0].startswith(MISSING)
+            error, verb = (MissingChunkError, "is") if missing else (CorruptChunkError, "has a")
+            raise error(
+                f"input {name!r} ({vol.url}) {verb} {problems[0]}{more} that task {run.task!r} wrote; "
+                f"{run.repair_hint()} to recompute it, then run this stage again"
             )
 
 
 def damage(vol: Volume) -> list[str]:
-    """Why ``vol`` is not as its writers left it, from listings: unfinished runs, missing chunk files.
+    """Why ``vol`` is not as its writers left it, from listings: unfinished runs, missing or damaged chunk files.
     Empty when intact (or when no engine run with checksums wrote it)."""
     problems = []
     for run in written_by(vol):
         if run.completion is None:
             problems.append(f"task {run.task!r} is unfinished")
             continue
-        lost = missing_chunks(vol, run.output, {b.name: b.write_roi for b in run.blocks()}, run.markers)
-        problems.extend(f"missing chunk file {vol.chunk_path(k)}" for keys in lost.values() for k in keys)
+        problems.extend(describe(vol, damaged_chunks(vol, run.output, {b.name: b.write_roi for b in run.blocks()},
+                                                     run.markers)))
     return problems
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 
 from .blocks import Block
 from .errors import IncompatibleVolumeError
@@ -64,6 +65,26 @@ class DoneMarkers:
         with self._fs().open(f"{self.dir}/{block.name}", "w") as f:
             json.dump(record, f)
         return record
+
+    def stamps(self) -> dict[str, int] | None:
+        """``{block name: modification time in ns}`` of the markers on local disk (one listing); None
+        elsewhere. A chunk file modified after its block's marker was written is suspect."""
+        if self.base.protocol != "file":
+            return None  # an object is replaced whole, never left truncated: listings are enough there
+        try:
+            entries = list(os.scandir(self.dir))
+        except FileNotFoundError:
+            return {}
+        return {e.name: e.stat().st_mtime_ns for e in entries if not e.name.endswith((".json", ".tmp"))}
+
+    def restamp(self, names) -> None:
+        """Mark the markers of ``names`` as newer than their chunks again (their chunks were verified)."""
+        if self.base.protocol == "file":
+            for name in names:
+                try:
+                    os.utime(os.path.join(self.dir, name))
+                except FileNotFoundError:
+                    pass
 
     def records(self, names) -> dict[str, dict]:
         """The markers of ``names`` (one batched read); an unreadable marker reads as ``{}``."""
@@ -157,7 +178,11 @@ class DoneMarkers:
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if not changed:
             return
-        settings = [k for k in changed if k != "inputs"]
+        settings = [k for k in changed if k not in ("inputs", "params")]
+        if "params" in changed:
+            before, after = old.get("params") or {}, new.get("params") or {}
+            settings += [f"params.{k}" for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)] \
+                if isinstance(before, dict) and isinstance(after, dict) else ["params"]
         what = []
         if settings:
             what.append(f"different settings ({', '.join(settings)})")

@@ -100,6 +100,23 @@ class NumpySource:
         return np.array(np.load(self.path, mmap_mode="r")[roi.to_slices()])
 
 
+def source_files(source) -> tuple[str, ...]:
+    """The files a source reads."""
+    return tuple(source.paths) if isinstance(source, StackSource) else (source.path,)
+
+
+def content_token(source) -> str:
+    """A short string that changes when a source's files change (their names, sizes and modification
+    times; nothing is read), so a rerun of ingest into the same volume notices another content."""
+    import hashlib
+
+    stats = []
+    for path in source_files(source):
+        st = os.stat(path)
+        stats.append((os.path.abspath(path), st.st_size, st.st_mtime_ns))
+    return hashlib.blake2b(repr(stats).encode(), digest_size=8).hexdigest()
+
+
 def open_source(spec: str | os.PathLike):
     """Open an ingest source from a spec string (see the module docstring)."""
     spec = os.fspath(spec)

@@ -9,7 +9,7 @@ import functools
 import logging
 
 from chunks import Coordinate, Roi, create_volume, run_blockwise
-from chunks.sources import open_source
+from chunks.sources import content_token, open_source
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,8 @@ def ingest(
     run_blockwise(
         functools.partial(ingest_block, shifted), out.roi, block_shape,
         task="ingest", outputs={"raw": out},
-        params={"source": str(source_spec), "voxel_size_nm": list(voxel_size_nm)},
+        params={"source": str(source_spec), "source_content": content_token(source),
+                "voxel_size_nm": list(voxel_size_nm)},
         scheduler=scheduler, num_workers=num_workers, overwrite=overwrite, progress=progress,
     )
     return out
