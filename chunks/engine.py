@@ -41,7 +41,7 @@ _STOP = threading.Event()
 
 def stop_requested() -> bool:
     """True once the blockwise run in this process was interrupted; long stage functions may poll it
-    and raise (``training.slab_forward`` does between slabs)."""
+    and raise (``training.stream_forward`` does every few planes)."""
     return _STOP.is_set()
 
 

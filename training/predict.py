@@ -11,10 +11,11 @@ result equals predicting the volume in one piece (``tests/training/test_predict.
 measures the largest difference: below 1/255). Outputs are written as uint8 (0..255 = 0..1).
 
 Memory is bounded by a budget, not by the volume: the block shape comes from the memory
-limit (:mod:`training.predict_plan`), and the network runs in z-slabs
-(:mod:`training.slab_forward`). The precision is a setting (:mod:`training.precision`).
+limit (:mod:`training.predict_plan`), and the network is streamed along z
+(:mod:`training.stream_forward`), so a block's memory grows with its y-x area, hardly with
+its depth. The precision is a setting (:mod:`training.precision`).
 A block computes with all of its worker's threads while the worker's other threads read
-and write neighbouring blocks (``_COMPUTE``); Ctrl-C stops a running block between slabs."""
+and write neighbouring blocks (``_COMPUTE``); Ctrl-C stops a running block between steps of a few planes."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from chunks import Coordinate, Volume, create_volume, run_blockwise
 from chunks.cluster import default_workers
-from chunks.memory import release_free_memory
+from chunks.memory import release_free_memory, return_large_frees
 
 from .checkpoint import THRESHOLD_KEY, build_model, load_checkpoint, model_config_from_checkpoint, recommended_threshold
 from .data import normalize_raw
@@ -51,6 +52,7 @@ def _cached_model(checkpoint: str, mtime: float, threads: int | None):
 
     if threads:
         torch.set_num_threads(threads)
+    return_large_frees()  # the streamed forward's activations go back to the system when freed
     from .unet import fast_layout
 
     state = load_checkpoint(checkpoint)
@@ -59,35 +61,45 @@ def _cached_model(checkpoint: str, mtime: float, threads: int | None):
     return fast_layout(model.to(device)), device
 
 
-def forward(model, device, raw: np.ndarray, precision: str = "fp32", *, slabs: int | None = None,
+def forward(model, device, raw: np.ndarray, precision: str = "fp32", *, planes: int | None = None,
             should_stop=None) -> np.ndarray:
-    """Affinity probabilities (float32, c, z, y, x) for a normalised raw array (z, y, x).
+    """Probabilities (float32, c, z, y, x) for a raw array (z, y, x; uint8, other integers or float in [0, 1]).
 
-    ``slabs``: compute in that many z-slabs (:mod:`training.slab_forward`, same-padding models;
-    the same output in a third of the memory); None runs the plain forward."""
-    return _forward(model, device, raw, precision, slabs, should_stop, _probabilities)
+    ``planes``: stream the network along z that many output planes at a time
+    (:mod:`training.stream_forward`, same-padding models: the same output in memory that does
+    not grow with the depth); None runs the plain forward."""
+    return _forward(model, device, raw, precision, planes, should_stop, _probabilities)
 
 
-def forward_uint8(model, device, raw: np.ndarray, precision: str = "fp32", *, slabs: int | None = None,
+def forward_uint8(model, device, raw: np.ndarray, precision: str = "fp32", *, planes: int | None = None,
                   should_stop=None) -> np.ndarray:
-    """As :func:`forward`, rounded to uint8 (0..255 = 0..1) slab by slab: no float copy of the output."""
-    return _forward(model, device, raw, precision, slabs, should_stop, _to_uint8_tensor)
+    """As :func:`forward`, rounded to uint8 (0..255 = 0..1) a few planes at a time: no float copy of the output."""
+    return _forward(model, device, raw, precision, planes, should_stop, _to_uint8_tensor)
 
 
-def _forward(model, device, raw, precision, slabs, should_stop, finish) -> np.ndarray:
+def _forward(model, device, raw, precision, planes, should_stop, finish) -> np.ndarray:
     import torch
 
-    from .slab_forward import slab_forward
+    from .stream_forward import stream_forward
 
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    x = torch.from_numpy(np.ascontiguousarray(raw, dtype=np.float32))[None, None].to(device)
+    streamed = planes and model.config.padding == "same"
+    # streamed, uint8 raw stays as it is (1 byte per voxel) and is normalised a few planes at a time
+    keep = streamed and raw.dtype == np.uint8
+    x = torch.from_numpy(np.ascontiguousarray(raw if keep else normalize_raw(raw)))[None, None].to(device)
     with torch.inference_mode():
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            if slabs and model.config.padding == "same":
-                out = slab_forward(model, x, slabs=slabs, should_stop=should_stop, finish=finish)
+            if streamed:
+                out = stream_forward(model, x, planes=planes, should_stop=should_stop, finish=finish,
+                                     prepare=_normalize_uint8 if keep else None)
             else:
                 out = finish(model(x))
         return out[0].contiguous().cpu().numpy()  # (c, z, y, x) in C order
+
+
+def _normalize_uint8(planes):
+    """Planes of uint8 raw as the network's input, as :func:`training.data.normalize_raw` makes it."""
+    return planes.float().div_(255.0)
 
 
 def _probabilities(logits):
@@ -103,21 +115,21 @@ def _to_uint8_tensor(logits):
 
 
 def _padded_input(raw: np.ndarray, before, after, factor):
-    """``raw`` normalised and mirrored by ``before``/``after`` voxels (and up to a multiple of ``factor``)."""
+    """``raw`` (as it is) mirrored by ``before``/``after`` voxels (and up to a multiple of ``factor``)."""
     padded_shape = [b + s + a for b, s, a in zip(before, raw.shape, after)]
     extra = [(-s) % f for s, f in zip(padded_shape, factor)]
     pad = [(b, a + e) for b, a, e in zip(before, after, extra)]
-    return np.pad(normalize_raw(raw), pad, mode="symmetric") if any(p != (0, 0) for p in pad) else normalize_raw(raw)
+    return np.pad(raw, pad, mode="symmetric") if any(p != (0, 0) for p in pad) else raw
 
 
 def predict_padded(model, device, raw: np.ndarray, before, after, factor, precision: str = "fp32", *,
-                   slabs: int | None = None, uint8: bool = False, should_stop=None) -> np.ndarray:
+                   planes: int | None = None, uint8: bool = False, should_stop=None) -> np.ndarray:
     """Predict on ``raw`` mirrored by ``before``/``after`` voxels (and up to a multiple of ``factor``).
 
     Returns probabilities (or with ``uint8`` their uint8 rounding) for the un-padded ``raw`` region.
     """
     run = forward_uint8 if uint8 else forward
-    out = run(model, device, _padded_input(raw, before, after, factor), precision, slabs=slabs,
+    out = run(model, device, _padded_input(raw, before, after, factor), precision, planes=planes,
               should_stop=should_stop)
     sl = tuple(slice(b, b + s) for b, s in zip(before, raw.shape))
     return out[(slice(None), *sl)]
@@ -134,7 +146,7 @@ def predict_valid(model, device, raw: np.ndarray, before, after, precision: str 
     input_shape = valid_input_shape(model.config, want)
     # mirror what the volume lacks, then pad the end up to a shape the network accepts
     pad = [(m - b, i - (m - b) - s) for m, b, i, s in zip(margin, before, input_shape, raw.shape)]
-    x = np.pad(normalize_raw(raw), pad, mode="symmetric") if any(p != (0, 0) for p in pad) else normalize_raw(raw)
+    x = np.pad(raw, pad, mode="symmetric") if any(p != (0, 0) for p in pad) else raw
     out = (forward_uint8 if uint8 else forward)(model, device, x, precision)
     if out.shape[1:] != output_shape(model.config, input_shape):
         raise RuntimeError(f"the network gave {out.shape[1:]} voxels for input {input_shape}, expected "
@@ -153,7 +165,7 @@ def valid_margin(config) -> tuple[int, int, int]:
 def predict_block(checkpoint, factor, precision, block, inputs):
     from chunks.engine import stop_requested
 
-    from .slab_forward import SLABS
+    from .stream_forward import PLANES
 
     model, device = _cached_model(checkpoint, os.path.getmtime(checkpoint), worker_threads())
     raw = inputs["raw"]
@@ -165,9 +177,8 @@ def predict_block(checkpoint, factor, precision, block, inputs):
         # the block's origin must sit on the pooling grid of the read array (it does unless the
         # read was clipped by an amount that is no multiple of the factors)
         before = tuple((-(w - r)) % f for w, r, f in zip(block.write_roi.begin, block.read_roi.begin, factor))
-        # in z-slabs: a fraction of the plain forward's memory, and faster (training.slab_forward)
-        slabs = SLABS
-        out = predict_padded(model, device, raw, before, (0, 0, 0), factor, precision, slabs=slabs, uint8=True,
+        # streamed along z: memory that does not grow with the block's depth (training.stream_forward)
+        out = predict_padded(model, device, raw, before, (0, 0, 0), factor, precision, planes=PLANES, uint8=True,
                              should_stop=stop_requested)
         release_free_memory()  # the block's activations, before the next block allocates its own
     return {"affinities": out[(slice(None), *block.write_slices())]}
@@ -256,15 +267,7 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
     ``choice_out``: a dict that receives what ran (precision, why, block shape, estimated peak).
     """
     from .precision import check_precision
-    from .predict_plan import (
-        block_bytes,
-        bytes_per_voxel,
-        largest_read_shape,
-        parse_memory_limit,
-        plan_block_shape,
-        slab_fraction,
-    )
-    from .slab_forward import SLABS
+    from .predict_plan import block_bytes, bytes_per_voxel, largest_read_shape, parse_memory_limit, plan_block_shape
 
     check_precision(precision)
     limit = parse_memory_limit(memory_limit)
@@ -288,10 +291,10 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
     roi = raw.roi if roi is None else roi
     chunk_shape = Coordinate(chunk_shape or raw.chunk_shape)
     if block_shape is None:
-        slabs = SLABS if config.padding == "same" else None
+        streamed = config.padding == "same"
 
         def per_voxel(depth: int) -> float:
-            return bytes_per_voxel(config, choice.precision, slab_fraction(depth, slabs) if slabs else None)
+            return bytes_per_voxel(config, choice.precision, depth if streamed else None)
 
         block_shape = plan_block_shape(roi.shape, chunk_shape, factor, context, limit, per_voxel)
     block_shape = Coordinate(block_shape)
@@ -301,7 +304,7 @@ def predict_volume(checkpoint: str, raw: Volume, out_url: str, *, block_shape=No
                         chunk_shape=chunk_shape, num_channels=config.out_channels, overwrite=overwrite,
                         layer_type="image")
     estimate = block_bytes(config, choice.precision, largest_read_shape(roi.shape, block_shape, context),
-                           SLABS if config.padding == "same" else None)
+                           streamed=True)
     logger.info("predict: %s (%s), blocks %s, context %s, about %.0f MiB per block", choice.precision,
                 choice.reason, tuple(block_shape), tuple(context), estimate / 2**20)
     if choice_out is not None:

@@ -1,17 +1,20 @@
 """How big a prediction block may be: the memory a block needs, and the block shape a budget allows.
 
 A block's peak memory is set by the network's activations over the block's *read* Roi
-(write Roi plus context). :func:`bytes_per_voxel` estimates it from the architecture and
-the precision; :func:`plan_block_shape` picks the block shape that does the least total
-work (context is computed twice where blocks meet) among those whose largest block fits
-the budget. The default budget is 1 GiB per worker; the volume's size never enters it.
+(write Roi plus context). :func:`block_bytes` estimates it from the architecture and the
+precision; :func:`plan_block_shape` picks the block shape that does the least total work
+(context is computed twice where blocks meet) among those whose largest block fits the
+budget. The default budget is 1 GiB per worker; the volume's size never enters it.
 
-The estimate errs on the safe side of measured peak RSS (``tests/training/test_predict_memory.py``
-and ``benchmarks/predict.py``). Measured on 2 cores for the default model (widths 12, 24, 48),
-growth of the peak over the process's start per read voxel of one block: plain forward 414
-bytes in fp32 and 238 in bf16 (128^3); slab forward (:mod:`training.slab_forward`) 142 / 121
-(128^3), 103 / 102 (256^3), bf16 124 (220 x 184 x 220). The estimates for these: 197 / 139,
-175 / 128, 130, plus a reserve of 160 MiB (measured: a 256 MiB limit grew a worker by 316 MiB with 96 reserved).
+Streamed along z (:mod:`training.stream_forward`, same-padding models), a block needs its
+uint8 input and output (:data:`STREAMED_BYTES_PER_VOXEL`) plus windows of activations in
+proportion to its y-x area, not its depth: measured on 2 cores for the default model
+(widths 12, 24, 48), about 3500 activation values per y-x pixel (14.8 KB in fp32, 7.5 KB in
+bf16, from the growth of the peak between 96^2 and 192^2 pixels at 128 planes; the depth
+added 5 bytes per voxel). The plain forward (valid-padding models) holds everything at
+once: 414 bytes per voxel in fp32 and 238 in bf16 (128^3). Estimates err on the safe side
+of measured peaks (``tests/training/test_predict_memory.py`` and ``benchmarks/predict.py``),
+plus a reserve of 160 MiB (measured: a 256 MiB limit grew a worker by 316 MiB with 96 reserved).
 """
 
 from __future__ import annotations
@@ -23,10 +26,16 @@ import numpy as np
 from chunks import Coordinate
 
 DEFAULT_MEMORY_LIMIT = 1024**3  # bytes per worker
-# per read voxel, outside the network's channels: raw (uint8), its float32 normalised copies, the uint8
-# output and its copies on the way to storage, pooling indices; calibrated on measured peaks
+# plain forward, per read voxel outside the network's channels: raw (uint8), its float32 normalised copies, the
+# uint8 output and its copies on the way to storage, pooling indices; calibrated on measured peaks
 FIXED_BYTES_PER_VOXEL = 56
-SAFETY = 1.2  # allocator slack: freed slab buffers are not all returned to the system at once
+# streamed, per read voxel: the raw block and its mirrored copy, the uint8 output, its slice and the engine's
+# copies on the way to storage (measured: 5 per voxel in the forward alone)
+STREAMED_BYTES_PER_VOXEL = 16
+# streamed, activation values held per y-x pixel for each unit of "effective width" (the widths, each divided
+# by the pooled area of its level): measured 3500 for the default model, whose effective width is 21
+STREAMED_VALUES_PER_WIDTH = 3500 / 21
+SAFETY = 1.2  # allocator slack: freed buffers are not all returned to the system at once
 RESERVED_BYTES = 160 * 2**20  # of the budget: dask's cluster and buffers, oneDNN's kernels and scratch pad, zarr
 MAX_CANDIDATES_PER_AXIS = 64
 
@@ -50,42 +59,40 @@ def element_bytes(precision: str) -> int:
     return 4 if precision == "fp32" else 2
 
 
-def bytes_per_voxel(config, precision: str, slab_fraction: float | None = None) -> float:
+def bytes_per_voxel(config, precision: str, depth: int | None = None) -> float:
     """Peak bytes per read voxel of predicting with a model of ``config`` in ``precision``.
 
-    ``slab_fraction`` is the share of a block's planes one slab of the slab forward spans
-    (None: the plain forward, which holds everything at once). The full-resolution decoder
-    level dominates: skip path, upsampled deep features, their concatenation and two
-    convolution outputs (4 w0 + 2 w1 channels) at once in a plain forward; in slabs only the
-    skip path and the deep features stay whole.
+    ``depth``: the read depth of a block streamed along z (its activations per y-x pixel are
+    spread over its planes); None: the plain forward, which holds everything at once and
+    whose full-resolution decoder level dominates: skip path, upsampled deep features, their
+    concatenation and two convolution outputs (4 w0 + 2 w1 channels).
     """
     e = element_bytes(precision)
-    w = list(config.widths) + [0]
-    level_one = 1.0 / float(np.prod(config.downsample[0])) if config.downsample else 0.0
-    decoder_peak = 4 * w[0] + 2 * w[1]
-    if slab_fraction is None:
-        channels = decoder_peak
-    else:
-        channels = w[0] + w[1] * level_one + decoder_peak * slab_fraction
-    return SAFETY * (e * channels + FIXED_BYTES_PER_VOXEL + 4 * config.out_channels)
+    if depth is None:
+        w = list(config.widths) + [0]
+        return SAFETY * (e * (4 * w[0] + 2 * w[1]) + FIXED_BYTES_PER_VOXEL + 4 * config.out_channels)
+    return SAFETY * (STREAMED_BYTES_PER_VOXEL + e * streamed_values_per_pixel(config) / depth)
 
 
-def slab_fraction(depth: int, slabs: int) -> float:
-    from .slab_forward import HALO, MIN_PLANES
+def streamed_values_per_pixel(config) -> float:
+    """Activation values a streamed forward holds per y-x pixel of its block (see the module docstring)."""
+    width, area = 0.0, 1.0
+    for level, w in enumerate(config.widths):
+        width += w / area
+        if level < len(config.downsample):
+            area *= float(config.downsample[level][1] * config.downsample[level][2])
+    return STREAMED_VALUES_PER_WIDTH * width
 
-    planes = max(MIN_PLANES, -(-depth // slabs))
-    return min(1.0, (planes + 2 * HALO) / depth)
 
-
-def block_bytes(config, precision: str, read_shape, slabs: int | None) -> float:
+def block_bytes(config, precision: str, read_shape, streamed: bool) -> float:
     """Peak bytes of predicting one block whose read Roi has ``read_shape`` (with the reserve)."""
-    fraction = None if slabs is None or config.padding != "same" else slab_fraction(read_shape[0], slabs)
-    return bytes_per_voxel(config, precision, fraction) * float(prod(int(s) for s in read_shape)) + RESERVED_BYTES
+    depth = int(read_shape[0]) if streamed and config.padding == "same" else None
+    return bytes_per_voxel(config, precision, depth) * float(prod(int(s) for s in read_shape)) + RESERVED_BYTES
 
 
 def plan_block_shape(shape, chunk_shape, factor, context, memory_limit: int, per_voxel) -> Coordinate:
     """The write block shape with the least total work whose largest read block needs at most ``memory_limit``
-    bytes, at ``per_voxel(read_depth)`` bytes per read voxel (a block's z extent sets its slabs).
+    bytes, at ``per_voxel(read_depth)`` bytes per read voxel (streamed, a block's activations spread over its depth).
 
     Block sizes are multiples of the chunk shape and the pooling factors (or the whole axis).
     Work counts every read voxel, so context recomputed between blocks counts against a shape;
