@@ -21,7 +21,29 @@ EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
 
 
 class _ConnectoGroup(click.Group):
-    """Turns exceptions into one clear line unless ``--debug`` is given."""
+    """Turns exceptions into one clear line unless ``--debug`` is given.
+
+    Every error, click's usage errors included, is printed with the one prefix ``connecto: error:``.
+    """
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            if exc.ctx is not None:
+                click.echo(exc.ctx.get_usage(), err=True)
+                click.echo(f"Try '{exc.ctx.command_path} {exc.ctx.help_option_names[0]}' for help.\n", err=True)
+            click.echo(f"connecto: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"connecto: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("connecto: aborted", err=True)
+            sys.exit(EXIT_ERROR)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx):
         try:
@@ -178,6 +200,7 @@ def demo(out_dir, workers, overwrite, progress, precision, memory_limit):
 
 def _register_commands() -> None:
     from connecto.connectome.cli import COMMANDS as connectome_commands
+    from connecto.resample import resample
     from connecto.segment.cli import evaluate, segment
     from connecto.synapses.cli import COMMANDS as synapse_commands
     from connecto.synthetic.cli import synth
@@ -186,7 +209,7 @@ def _register_commands() -> None:
     from training.cli import predict, train
 
     for command in (synth, train, predict, segment, evaluate, *synapse_commands, *connectome_commands, proofread,
-                    verify):
+                    verify, resample):
         cli.add_command(command)
 
 

@@ -128,21 +128,19 @@ def _count_ids(volume) -> int:
 
 
 def write_section_png(raw, affinities, segmentation, truth, path: str, z: int | None = None) -> str:
-    """raw | mean affinity | segmentation | truth of one section, as a PNG."""
+    """raw | mean affinity | segmentation | truth of one section, titled, as a PNG: the segmentation in
+    the colours of its best-matching true neurons, merges outlined red and splits yellow
+    (:mod:`connecto.section_picture`)."""
     from PIL import Image
 
     from chunks import Coordinate, Roi
-    from connecto.synthetic.montage import label_colours
+    from connecto.section_picture import section_picture
 
     z = raw.shape[0] // 2 if z is None else z
     roi = Roi(raw.offset + Coordinate(z, 0, 0), (1, raw.shape[1], raw.shape[2]))
-    grey = raw.read(roi)[0]
     aff = affinities.read(roi)[:, 0].mean(axis=0).astype(np.uint8)
-    gap = np.full((grey.shape[0], 4, 3), 255, np.uint8)
-    row = np.concatenate([np.repeat(grey[..., None], 3, 2), gap, np.repeat(aff[..., None], 3, 2), gap,
-                          label_colours(segmentation.read(roi)[0]), gap, label_colours(truth.read(roi)[0], seed=1)],
-                         axis=1)
-    Image.fromarray(row).save(path)
+    picture = section_picture(raw.read(roi)[0], aff, segmentation.read(roi)[0], truth.read(roi)[0])
+    Image.fromarray(picture).save(path)
     return path
 
 

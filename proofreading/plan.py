@@ -54,14 +54,14 @@ def _require_segment(view: SegmentMapping, segment) -> int:
     segment = int(segment)
     if segment <= 0 or not view.has_segment(segment):
         raise UnknownSegmentError(f"segment {segment} does not exist at version {view.version}; "
-                                  f"find a fragment's segment with segment_of(fragment), or refresh() to see newer edits")
+                                  f"name it by a voxel point or a fragment instead (proofread show), or look again at the newest version")
     return segment
 
 
 def plan_merge(view: SegmentMapping, a, b, by: str, graph: RegionGraph | None) -> Plan:
     """Merge the segments named by ``a`` and ``b`` (segment ids, or fragment ids with ``by='fragment'``)."""
     if by not in ("segment", "fragment"):
-        raise ValueError(f"by={by!r} is not one of 'segment', 'fragment'")
+        raise ValueError(f"merge by {by!r}: expected 'segment' or 'fragment'")
     if by == "fragment":
         seg_a, seg_b = view.segment_of(int(a)), view.segment_of(int(b))
         edge = (int(a), int(b))

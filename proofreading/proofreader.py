@@ -82,20 +82,26 @@ class Proofreader:
         split_backend : ``"igraph"`` (default when installed) or ``"networkx"``.
         """
         run_dir = Path(run_dir)
+        if threshold is None and initial_mapping is None:  # version 0 from the run's own threshold
+            from .points import run_threshold
+
+            start_threshold = run_threshold(run_dir)
+        else:
+            start_threshold = threshold
         given = None
         if initial_mapping is not None:
             given = initial_mapping if isinstance(initial_mapping, SegmentMapping) else SegmentMapping(*initial_mapping)
         base = None
         if database is None and not (run_dir / DATABASE_NAME).exists():
-            base = _version_zero(run_dir, threshold, given)  # refuse before writing any file
+            base = _version_zero(run_dir, start_threshold, given)  # refuse before writing any file
         db = database if isinstance(database, Database) else connect(database or run_dir / DATABASE_NAME)
         try:
             log = EditLog(db)
             meta = log.meta()
             if not meta:
-                base = base if base is not None else _version_zero(run_dir, threshold, given)
+                base = base if base is not None else _version_zero(run_dir, start_threshold, given)
                 source = {"source": "mapping"} if given is not None else {"source": "threshold",
-                                                                          "threshold": repr(threshold)}
+                                                                          "threshold": repr(start_threshold)}
                 meta = log.initialize(base, {**source, "run_dir": str(run_dir.resolve())})
             _check_compatible(meta, threshold, given, run_dir)
             return cls(log, author, run_dir, snapshot_every=snapshot_every, split_backend=split_backend)
@@ -297,8 +303,8 @@ def _version_zero(run_dir: Path, threshold: float | None, given: SegmentMapping 
     if given is not None:
         return given
     if threshold is None:
-        raise ValueError(f"no edit log in {run_dir} yet: pass threshold= (the agglomeration threshold that "
-                         "defines version 0) or initial_mapping=(fragment_ids, segment_ids)")
+        raise ValueError(f"no edit log in {run_dir} yet and no threshold in {run_dir / 'run.json'}: give the "
+                         "agglomeration threshold that defines version 0 (--threshold), or a mapping to start from")
     return agglomeration_mapping(run_dir, threshold)
 
 
@@ -306,9 +312,9 @@ def _check_compatible(meta: dict, threshold, given: SegmentMapping | None, run_d
     if threshold is not None and (meta.get("source") != "threshold" or float(meta["threshold"]) != float(threshold)):
         started = f"threshold {meta['threshold']}" if meta.get("source") == "threshold" else "a given mapping"
         raise IncompatibleLogError(f"the edit log of {run_dir} was started from {started}, not threshold {threshold}; "
-                                   "open it without threshold=, or pass database= to start a separate log")
+                                   "leave out the threshold (--threshold), or start a separate log (--database)")
     if given is not None and fingerprint(given) != meta.get("fingerprint"):
         raise IncompatibleLogError(f"the edit log of {run_dir} was started from a different mapping (fingerprint "
-                                   f"{meta.get('fingerprint')}, given {fingerprint(given)}); open it without "
-                                   "initial_mapping=, or pass database= to start a separate log")
+                                   f"{meta.get('fingerprint')}, given {fingerprint(given)}); leave out the "
+                                   "mapping, or start a separate log (--database)")
 

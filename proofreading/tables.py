@@ -43,7 +43,7 @@ def read_table(run_dir, where: tuple[str, str], columns: tuple[str, ...]) -> dic
     paths = table_paths(run_dir, where)
     if not paths:
         raise FileNotFoundError(f"no {os.path.join(*where)} in {os.fspath(run_dir)}; the segmentation stage writes it "
-                                "(or pass initial_mapping= to start proofreading from a mapping array)")
+                                "(or start proofreading from a mapping of your own)")
     tables = []
     for path in paths:
         names = pq.read_schema(path).names

@@ -182,16 +182,36 @@ def synapses(connectome, version, database, roi, point, fmt):
 @click.command()
 @click.argument("connectome", type=click.Path(exists=True, file_okay=False))
 @click.argument("out")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "neuprint", "graphml", "swc"]), default="parquet",
-              show_default=True, help="parquet: a connectome directory; neuprint: CSVs for neo4j-admin import; "
-                                      "graphml: one file; swc: one file per skeleton")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "neuprint", "graphml", "swc", "precomputed"]),
+              default="parquet", show_default=True,
+              help="parquet: a connectome directory; neuprint: CSVs for neo4j-admin import; graphml: one file; "
+                   "swc: one file per skeleton; precomputed: Neuroglancer layers of a run (raw with a pyramid, "
+                   "segmentation with meshes, skeletons and segment properties, synapses) and a state.json")
 @_version_options
 @click.option("--dataset", default="connecto", show_default=True, help="neuPrint dataset name")
 @click.option("--kind", default=None, help="graphml: only this synapse kind (default: all)")
+@click.option("--min-voxels", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="precomputed: mesh and skeletonise segments of at least this many voxels")
+@click.option("--base-url", default=None, metavar="URL",
+              help="precomputed: where OUT will be served, for state.json's sources [default: http://127.0.0.1:8000; "
+                   "connecto view serves it wherever it is]")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="precomputed: local workers (default: cores)")
+@click.option("--progress/--no-progress", default=True, help="precomputed: show progress bars (default: on)")
 @click.option("--overwrite", is_flag=True, help="replace an existing export at OUT")
-def export(connectome, out, fmt, version, database, dataset, kind, overwrite):
+def export(connectome, out, fmt, version, database, dataset, kind, min_voxels, base_url, workers, progress,
+           overwrite):
     """Export the connectome at CONNECTOME (a connectome directory, or a run directory at its
     agglomeration or a proofreading --version) to OUT."""
+    if fmt == "precomputed":
+        from connecto.export_precomputed import DEFAULT_BASE_URL, export_precomputed
+
+        done = export_precomputed(connectome, out, version=version, database=database, min_voxels=min_voxels,
+                                  base_url=base_url or DEFAULT_BASE_URL, num_workers=workers, overwrite=overwrite,
+                                  progress=progress)
+        click.echo(f"exported {connectome} -> {out} (precomputed: raw, segmentation with {done['meshes']} meshes and "
+                   f"{done['skeletons']} skeletons, {done['synapses']} synapses, state.json); view it with "
+                   f"connecto view {out}")
+        return
     c = _open(connectome, version, database)
     options = {"neuprint": {"dataset": dataset}, "graphml": {"kind": kind}}.get(fmt, {})
     click.echo(f"exported {c!r} -> {c.export(out, fmt, overwrite=overwrite, **options)} ({fmt})")
@@ -248,4 +268,28 @@ def mesh(segmentation, out, ids, reduction_factor, max_error, link, scheduler, w
     click.echo(f"meshed {count} segments -> {out}")
 
 
-COMMANDS = (query, export, skeletonize, mesh)
+@click.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False), metavar="RUN_OR_EXPORT")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="port of the viewer (0: any free port)")
+@click.option("--bind", "bind_address", default="127.0.0.1", show_default=True,
+              help="address to listen on (0.0.0.0: reachable from other machines)")
+@click.option("--browser/--no-browser", default=True, help="open the viewer in the default web browser (default: on)")
+@click.option("--reexport", is_flag=True, help="for a run directory: export it again (RUN/precomputed)")
+@click.option("--progress/--no-progress", default=True, help="show progress bars while exporting (default: on)")
+def view(path, port, bind_address, browser, reexport, progress):
+    """Show a run (or a precomputed export) in a local Neuroglancer: raw, segmentation with meshes and
+    skeletons, synapses. Works offline; a run is exported to RUN/precomputed first. Ctrl-C stops it."""
+    from connecto.viewer import export_for, open_browser, start_viewer, wait_forever
+
+    session = start_viewer(export_for(path, overwrite=reexport, progress=progress, echo=click.echo),
+                           bind_address=bind_address, port=port)
+    click.echo(f"neuroglancer: {session.url}")
+    click.echo(f"data served at {session.data_url}; Ctrl-C stops the viewer")
+    if browser:
+        open_browser(session.url)
+    wait_forever(click.echo)
+    session.stop()
+
+
+COMMANDS = (query, export, skeletonize, mesh, view)

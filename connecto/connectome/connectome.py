@@ -140,7 +140,7 @@ class Connectome:
             neurons, synapses, voxel_size_nm, meta, skeletons = run.tables_from_run(path, version, database=database)
             return cls(neurons, synapses, voxel_size_nm=voxel_size_nm, skeletons=skeletons, meta=meta)
         if database is not None:
-            raise ValueError(f"database= names a proofreading edit log, which only a run directory has; {path} is "
+            raise ValueError(f"--database names a proofreading edit log, which only a run directory has; {path} is "
                              "not one (it lacks run.json, fragments or agglomeration/)")
         directory = store.connectome_dir(path, version)
         tables, meta = store.read_tables(directory)

@@ -116,7 +116,10 @@ def mesh_volume(segmentation: Volume, mesh_dir, *, ids=None, block_shape=None, r
     ids = None if ids is None else sorted(int(i) for i in ids)
     stage = functools.partial(_mesh_block, str(mesh_dir), tuple(segmentation.voxel_size_nm), ids,
                               reduction_factor, max_error)
-    run_blockwise(stage, segmentation.roi, Coordinate(block_shape) if block_shape else segmentation.chunk_shape,
+    from .skeleton_stage import parallel_block_shape
+
+    block_shape = Coordinate(block_shape) if block_shape else parallel_block_shape(segmentation, num_workers)
+    run_blockwise(stage, segmentation.roi, block_shape,
                   task="meshes", inputs={"labels": segmentation}, context=(1, 1, 1), markers_at=str(mesh_dir),
                   params={"ids": ids, "reduction_factor": reduction_factor, "max_error": max_error,
                           "source": str(segmentation.url)},

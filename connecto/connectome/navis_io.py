@@ -5,6 +5,7 @@ navis and SWC are x, y, z; the tables are z, y, x in nm. The conversion happens 
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -100,8 +101,7 @@ def to_navis(connectome, neurons=None):
     syn = connectome.synapses
     by_pre = {k: v for k, v in syn.groupby("pre_segment", sort=False).indices.items()}
     by_post = {k: v for k, v in syn.groupby("post_segment", sort=False).indices.items()}
-    names = (dict(zip(connectome.neuron_ids.tolist(), connectome.neurons["name"].astype(str)))
-             if "name" in connectome.neurons else {})
+    names = _names(connectome)
     out = []
     for segment_id, nodes in skeletons.groupby("segment_id", sort=False):
         segment_id = int(segment_id)
@@ -119,6 +119,11 @@ def to_navis(connectome, neurons=None):
             neuron.connectors = connectors
         out.append(neuron)
     return navis.NeuronList(out)
+
+
+def _names(connectome) -> dict[int, str]:
+    return (dict(zip(connectome.neuron_ids.tolist(), connectome.neurons["name"].astype(str)))
+            if "name" in connectome.neurons else {})
 
 
 def _connectors(rows: pd.DataFrame, side: str, partner: str) -> pd.DataFrame:
@@ -148,6 +153,7 @@ def write_swc(connectome, directory, neurons=None, *, overwrite: bool = False) -
     """One ``<segment_id>.swc`` per skeleton in ``directory``: columns id, type (0),
     x, y, z, radius (nm; -1 unknown), parent (-1 root)."""
     skeletons = _skeletons_for(connectome, neurons)
+    names = _names(connectome)
     directory = refuse_existing(directory, overwrite)
     directory.mkdir(parents=True)
     for segment_id, nodes in skeletons.groupby("segment_id", sort=False):
@@ -155,8 +161,10 @@ def write_swc(connectome, directory, neurons=None, *, overwrite: bool = False) -
         table = pd.DataFrame({"n": nodes["node_id"].to_numpy(), "type": 0, "x": nodes["x_nm"].to_numpy(),
                               "y": nodes["y_nm"].to_numpy(), "z": nodes["z_nm"].to_numpy(), "radius": radius,
                               "parent": nodes["parent_id"].to_numpy()})
+        # navis.read_swc takes id, name and units from the "# Meta:" line (read_meta, on by default)
+        meta = {"id": int(segment_id), "name": names.get(int(segment_id), str(int(segment_id))), "units": "1 nm"}
         header = (f"# skeleton of segment {int(segment_id)}, written by connecto\n# units: nm\n"
-                  "# n type x y z radius parent\n")
+                  f"# Meta: {json.dumps(meta)}\n# n type x y z radius parent\n")
         with open(directory / f"{int(segment_id)}.swc", "w") as f:
             f.write(header)
             table.to_csv(f, sep=" ", header=False, index=False, float_format="%.3f")

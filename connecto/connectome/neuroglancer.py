@@ -11,10 +11,10 @@ The state is plain JSON written by hand. The ``neuroglancer`` package's state cl
 (``ViewerState``, ``ImageLayer``, ``SegmentationLayer``, ``LocalAnnotationLayer``,
 ``LineAnnotation``, ``PointAnnotation``, ``to_url``) model all of it, and the state written
 here parses as a ``neuroglancer.ViewerState`` and serialises back unchanged (checked with
-neuroglancer 2.41.2: tests/connecto/test_connectome_neuroglancer_state.py, run where it is
-installed). We do not depend on it for one dict: the package is the viewer's Python server,
-a 6 MB wheel (23 MB installed, with the bundled viewer and a compiled extension) requiring
-tornado, google-auth, google-apitools, requests and atomicwrites.
+neuroglancer 2.41.2: tests/connecto/test_connectome_neuroglancer_state.py). The package is a
+dependency for ``connecto view`` (its bundled client and file server) and the precomputed
+export (its annotation writer); this module keeps to plain dicts so that building a state
+imports nothing heavy. For an offline viewer of a whole run, see ``connecto.viewer``.
 """
 
 from __future__ import annotations

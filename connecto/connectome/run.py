@@ -67,10 +67,22 @@ def tables_from_run(run_dir: str | os.PathLike, version=None, *, database=None) 
     for the log's latest version. A version the log lacks raises ValueError naming the
     versions it has.
     """
+    run_dir = Path(run_dir)
+    if parse_version(version) is None:  # the run's own segmentation: derived once, then read back
+        key = cache_key(run_dir)
+        cached = read_cache(run_dir, key)
+        if cached is not None:
+            return cached
+        tables = _tables_from_run(run_dir, None, database)
+        write_cache(run_dir, key, tables)
+        return tables
+    return _tables_from_run(run_dir, version, database)
+
+
+def _tables_from_run(run_dir: Path, version, database) -> tuple:
     from chunks import open_volume
     from connecto.synapses.evaluate import one_row_per_partner
 
-    run_dir = Path(run_dir)
     threshold = run_threshold(run_dir)
     fragment_ids, segment_ids, version, described = mapping_at(run_dir, threshold, parse_version(version), database)
     fragments = open_volume(str(run_dir / "fragments"))
@@ -187,13 +199,13 @@ def proofread_mapping(run_dir: Path, version: int | str, database=None) -> tuple
     is_file = not str(log).startswith(("postgresql://", "postgres://"))
     if is_file and not Path(log).exists():
         raise ValueError(f"version {version!r} does not exist: {run_dir} has no proofreading edit log ({log}); "
-                         "version=None opens the run's agglomeration, and `connecto proofread` starts a log")
+                         "without a version (--version) the run's agglomeration opens, and `connecto proofread` starts a log")
     with Proofreader.open(run_dir, READER, database=database) as reader:
         head = reader.head_version
         number = head if version == HEAD else version
         if not 0 <= number <= head:
             raise ValueError(f"version {version} does not exist in the edit log {log}: it has versions 0..{head} "
-                             "(0: the mapping the log started from; version=None: the run's agglomeration)")
+                             "(0: the mapping the log started from; no --version: the run's agglomeration)")
         mapping, base = reader.mapping(number), reader.mapping(0)
     return mapping.fragment_ids, mapping.segment_ids, number, (base.fragment_ids, base.segment_ids)
 
@@ -226,16 +238,95 @@ def same_partition(fragments_a, segments_a, fragments_b, segments_b) -> bool:
 
 def fragment_statistics(run_dir: Path, fragments) -> pd.DataFrame:
     """Per fragment: id, size (voxels), centroid (nm), bbox (world voxels): from the fragment
-    tables, or computed from the fragment Volume where the tables lack them."""
-    from connecto.segment.graph_store import read_fragments
+    tables (only these columns read), or computed from the fragment Volume where they lack them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    if any((run_dir / "graph").glob("fragments-*.parquet")):
-        table = read_fragments(str(run_dir))
-        missing = [c for c in STATISTICS if c not in table]
-        if not missing:
-            return table[list(STATISTICS)]
-        logger.warning("the fragment tables of %s lack %s; computing them from the fragment volume", run_dir, missing)
-    return volume_statistics(fragments)
+    paths = sorted((run_dir / "graph").glob("fragments-*.parquet"))
+    tables = []
+    for path in paths:
+        missing = [c for c in STATISTICS if c not in pq.read_schema(path).names]
+        if missing:
+            logger.warning("the fragment tables of %s lack %s; computing them from the fragment volume", run_dir,
+                           missing)
+            return volume_statistics(fragments)
+        tables.append(pq.read_table(path, columns=list(STATISTICS)))
+    if not tables:
+        return volume_statistics(fragments)
+    return pa.concat_tables(tables).to_pandas()
+
+
+# --- the derived tables of a run's segmentation, kept beside it ------------------------------
+
+CACHE_DIR = "connectome-cache"
+CACHE_FORMAT = 1  # bump when the derived tables change
+
+
+def cache_key(run_dir: Path) -> dict:
+    """What the run's connectome (at its agglomeration) is derived from: each input file's size and
+    modification time, and the code version. Any change means a rebuild."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        code = version("connecto-em")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        code = "unknown"
+    inputs = [run_dir / RUN_FILE, run_dir / SYNAPSE_FILE, run_dir / SKELETON_FILE, run_dir / SKELETON_SOURCE,
+              *sorted((run_dir / "agglomeration").glob("mapping-*.parquet")),
+              *sorted((run_dir / "graph").glob("fragments-*.parquet")), run_dir / "fragments" / "zarr.json"]
+    files = {}
+    for path in inputs:
+        try:
+            stat = path.stat()
+            files[str(path.relative_to(run_dir))] = [stat.st_size, stat.st_mtime_ns]
+        except FileNotFoundError:
+            files[str(path.relative_to(run_dir))] = None
+    return {"format": CACHE_FORMAT, "code": code, "files": files}
+
+
+def read_cache(run_dir: Path, key: dict) -> tuple | None:
+    """The cached (neurons, synapses, voxel size, meta, skeletons) when made from the same inputs."""
+    directory = run_dir / CACHE_DIR
+    try:
+        record = json.loads((directory / "cache.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    if record.get("key") != key:
+        return None
+    try:
+        neurons = pd.read_parquet(directory / "neurons.parquet")
+        synapses = pd.read_parquet(directory / "synapses.parquet")
+        skeletons = pd.read_parquet(directory / "skeletons.parquet") if record.get("skeletons") else None
+    except (OSError, ValueError) as exc:
+        logger.warning("ignoring the connectome cache in %s (%s); rebuilding it", directory, exc)
+        return None
+    return neurons, synapses, tuple(record["voxel_size_nm"]), record["meta"], skeletons
+
+
+def write_cache(run_dir: Path, key: dict, tables: tuple) -> None:
+    """Keep the derived tables in ``RUN/connectome-cache`` (written whole, then renamed into place);
+    a run directory that cannot be written to is simply not cached."""
+    import shutil
+    import tempfile
+
+    neurons, synapses, voxel_size_nm, meta, skeletons = tables
+    staging = None
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{CACHE_DIR}-", dir=run_dir))
+        neurons.to_parquet(staging / "neurons.parquet", index=False)
+        synapses.to_parquet(staging / "synapses.parquet", index=False)
+        if skeletons is not None:
+            skeletons.to_parquet(staging / "skeletons.parquet", index=False)
+        record = {"key": key, "voxel_size_nm": list(voxel_size_nm), "meta": meta, "skeletons": skeletons is not None}
+        (staging / "cache.json").write_text(json.dumps(record, indent=1, default=str))
+        target = run_dir / CACHE_DIR
+        if target.exists():
+            shutil.rmtree(target, ignore_errors=True)
+        os.replace(staging, target)
+    except OSError as exc:
+        logger.info("no connectome cache for %s: %s", run_dir, exc)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def volume_statistics(fragments, block_shape=None) -> pd.DataFrame:

@@ -37,7 +37,7 @@ def skeletonize_volume(segmentation: Volume, out_dir, *, min_voxels: int = 1000,
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True (CLI: --overwrite) to recompute the skeletons")
     work = out_dir / "skeleton_blocks"
-    block_shape = Coordinate(block_shape) if block_shape is not None else segmentation.chunk_shape
+    block_shape = Coordinate(block_shape) if block_shape is not None else parallel_block_shape(segmentation, num_workers)
     teasar = teasar_params or DEFAULT_TEASAR
     common = {"scheduler": scheduler, "num_workers": num_workers, "overwrite": overwrite, "progress": progress,
                   "markers_at": str(work)}
@@ -63,6 +63,29 @@ def skeletonize_volume(segmentation: Volume, out_dir, *, min_voxels: int = 1000,
 
 
 SOURCE_FILE = "skeletons.json"
+
+
+def parallel_block_shape(volume: Volume, num_workers: int | None = None, *, blocks_per_worker: int = 2,
+                         min_edge: int = 64) -> Coordinate:
+    """The volume's chunk shape, halved along its longest axis (not below ``min_edge``) until there are
+    ``blocks_per_worker`` blocks per worker: a volume stored in one chunk still keeps every core busy.
+
+    Skeleton and mesh blocks write tables and files, not volume chunks, so any block shape works.
+    """
+    from chunks.cluster import default_workers
+
+    wanted = blocks_per_worker * (num_workers or default_workers())
+    shape = [min(int(c), int(s)) for c, s in zip(volume.chunk_shape, volume.shape)]
+
+    def count(block) -> int:
+        return int(np.prod([-(-int(s) // b) for s, b in zip(volume.shape, block)]))
+
+    while count(shape) < wanted:
+        axis = int(np.argmax(shape))
+        if shape[axis] // 2 < min_edge:
+            break
+        shape[axis] = -(-shape[axis] // 2)
+    return Coordinate(shape)
 
 
 def skeleton_source(segmentation: Volume, min_voxels: int) -> dict:

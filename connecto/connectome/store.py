@@ -63,7 +63,7 @@ def connectome_dir(path: str | os.PathLike, version=None) -> Path:
                                 f"{path / 'connectome' / META} (write one with Connectome.save)")
     if version is None:
         if not (base / META).exists():
-            raise FileNotFoundError(f"{base} holds only versions {available_versions(base)}; pass version=")
+            raise FileNotFoundError(f"{base} holds only versions {available_versions(base)}; give one with --version")
         return base
     target = base / "versions" / str(version)
     if not (target / META).exists():

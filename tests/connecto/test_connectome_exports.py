@@ -154,7 +154,9 @@ def test_swc_round_trip_through_navis(tmp_path, hemibrain):
     files = sorted((tmp_path / "swc").glob("*.swc"))
     assert len(files) == 5
     back = navis.read_swc(str(tmp_path / "swc"))
-    lengths = {int(n.name if str(n.name).isdigit() else n.id): float(n.cable_length) for n in back}
+    lengths = {int(n.id): float(n.cable_length) for n in back}  # ids and units from each file's "# Meta:" line
+    assert {str(n.units) for n in back} == {"1 nanometer"}
+    assert sorted(lengths) == sorted(int(o.id) for o in originals)
     for original in originals:
         table = pd.read_csv(tmp_path / "swc" / f"{original.id}.swc", sep=" ", comment="#", header=None)
         assert len(table) == original.n_nodes and (table[6] == -1).sum() == (original.nodes.parent_id == -1).sum()

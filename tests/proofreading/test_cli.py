@@ -76,7 +76,7 @@ def test_errors_print_one_line_and_conflicts_exit_3(run):
     nothing = invoke("redo", run, author="carol")
     assert nothing.exit_code == 1 and "nothing to redo for author 'carol'" in nothing.output
     usage = invoke("show", run)
-    assert usage.exit_code == 2 and "give either SEGMENT or --fragment" in usage.output
+    assert usage.exit_code == 2 and "give either SEGMENT (an id or a voxel point Z,Y,X) or --fragment" in usage.output
     fresh = invoke("log", run + "-elsewhere")
-    assert fresh.exit_code == 1 and "pass threshold=" in fresh.output
+    assert fresh.exit_code == 1 and "(--threshold)" in fresh.output
     assert not os.path.exists(run + "-elsewhere")  # a refused open leaves no files behind

@@ -112,13 +112,13 @@ def test_split_refusals_name_the_problem(pr):
 
 
 def test_merge_refusals_name_the_problem(pr):
-    with pytest.raises(UnknownSegmentError, match="segment 999 does not exist at version 0; find a fragment's segment"):
+    with pytest.raises(UnknownSegmentError, match="segment 999 does not exist at version 0; name it by a voxel point or a fragment"):
         pr.merge(A, 999)
     with pytest.raises(UnknownSegmentError, match="segment 104 does not exist at version 0"):
         pr.merge(A, f(0, 1))  # a fragment id is not a segment id
     with pytest.raises(ValueError, match=f"nothing to merge: fragments {f(0, 0)} and {f(5, 1)} are both in segment {A}"):
         pr.merge(f(0, 0), f(5, 1), by="fragment")
-    with pytest.raises(ValueError, match="by='points' is not one of 'segment', 'fragment'"):
+    with pytest.raises(ValueError, match="merge by 'points': expected 'segment' or 'fragment'"):
         pr.merge(A, B, by="points")
 
 
@@ -235,7 +235,7 @@ def test_reopening_checks_the_agglomeration(run, pr, tmp_path):
         Proofreader.open(run, "ada", threshold=0.7)
     with Proofreader.open(run, "ada", threshold=0.5) as again:
         assert again.version == 1
-    with pytest.raises(ValueError, match="no edit log in .* yet: pass threshold="):
+    with pytest.raises(ValueError, match="no edit log in .* yet and no threshold in .*run.json: give the agglomeration threshold"):
         Proofreader.open(run, "ada", database=tmp_path / "other.sqlite")
     with pytest.raises(ValueError, match="author must be a non-empty name"):
         Proofreader.open(run, " ")
