@@ -68,6 +68,17 @@ def _open_cloudvolume(url: StorageUrl, info=None):
     )
 
 
+def _whole_nm(url: StorageUrl, resolution) -> Coordinate:
+    """The layer's voxel size (zyx); a fractional one is refused, never rounded to another size."""
+    values = [float(r) for r in resolution]
+    if any(not v.is_integer() for v in values):
+        shown = ", ".join(f"{v:g}" for v in values)
+        raise ValueError(f"{url} has voxel size {shown} nm (z, y, x); connecto works in whole nanometres: "
+                         "resample the layer to a whole-nm voxel size first (e.g. igneous), or copy it with a "
+                         "whole-nm resolution in its info file if that is what the data is")
+    return Coordinate(int(v) for v in values)
+
+
 class PrecomputedStore:
     def __init__(self, url: StorageUrl, cv, meta: VolumeMeta):
         self.url, self.cv, self.meta = url, cv, meta
@@ -79,7 +90,7 @@ class PrecomputedStore:
         meta = VolumeMeta(
             shape=Coordinate(reversed(scale["size"])),
             dtype=np.dtype(cv.info["data_type"]),
-            voxel_size_nm=Coordinate(int(round(r)) for r in reversed(scale["resolution"])),
+            voxel_size_nm=_whole_nm(url, reversed(scale["resolution"])),
             offset=Coordinate(reversed(scale["voxel_offset"])),
             chunk_shape=Coordinate(reversed(scale["chunk_sizes"][0])),
             num_channels=int(cv.info["num_channels"]),

@@ -117,8 +117,8 @@ def run_demo(out_dir: str, num_workers: int | None = None, overwrite: bool = Fal
                f"`connecto export {run_dir} OUT --format swc`")
     click.echo(f"section picture (raw | affinities | segmentation | truth): {picture}")
     click.echo(f"Neuroglancer layout: {layout}")
-    click.echo(f"  to view: serve {out_dir} with CORS (e.g. `npx http-server {out_dir} --cors -p 8000`) "
-               "and paste the layout's JSON into neuroglancer-demo.appspot.com")
+    click.echo(f"  to view it offline: `connecto view {run_dir}` (raw, segmentation with meshes and skeletons, "
+               "synapses in a local Neuroglancer)")
     click.echo(f"done in {seconds:.0f} s; rerunning skips every finished stage")
     return {"seconds": seconds, "evaluation": evaluation, "run_dir": run_dir, "picture": picture}
 

@@ -38,7 +38,7 @@ from pydantic import AfterValidator
 from chunks import open_volume
 from chunks.cluster import connect
 from connecto.defaults import DEFAULT_SCHEDULER, DEFAULT_THRESHOLD
-from connecto.segment.params import METHODS, SegmentParams, default
+from connecto.segment.params import AGGLOMERATIONS, METHODS, SegmentParams, default
 from training.precision import PRECISIONS
 from training.schema import (
     ConfigError,
@@ -85,7 +85,7 @@ class ReconstructConfig:
         model recommends (its checkpoint's ``extra["threshold"]``), else
         ``connecto.defaults.DEFAULT_THRESHOLD``. ``thresholds`` are additionally evaluated
         when ``ground_truth`` is given.
-    aff_low, aff_high, method, min_size : as :class:`connecto.segment.params.SegmentParams`,
+    aff_low, aff_high, method, min_size, agglomeration : as :class:`connecto.segment.params.SegmentParams`,
         whose defaults they share (``min_size`` 0: small segments are kept).
     segment_block_shape : blocks of the segmentation stages (and, with a synapse model, of
         synapse detection and the cleft volume, whose blocks must fit the synapse prediction's
@@ -119,6 +119,7 @@ class ReconstructConfig:
     aff_high: Fraction = default("aff_high")
     method: Literal[METHODS] = default("method")
     min_size: NonNegativeInt = default("min_size")
+    agglomeration: Literal[AGGLOMERATIONS] = default("agglomeration")  # global / hierarchical / auto (by size)
     segment_block_shape: Shape | None = None
     ground_truth: Text | None = None
     synapse_checkpoint: Text | None = None
@@ -130,7 +131,8 @@ class ReconstructConfig:
     def __post_init__(self):
         from connecto.synapses.detect import DetectParams
 
-        SegmentParams(aff_low=self.aff_low, aff_high=self.aff_high, method=self.method, min_size=self.min_size)
+        SegmentParams(aff_low=self.aff_low, aff_high=self.aff_high, method=self.method, min_size=self.min_size,
+                      agglomeration=self.agglomeration)
         build(DetectParams, self.synapse_params, prefix="synapse_params.")
 
 
@@ -266,7 +268,8 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
         # 3. fragments, region graph, agglomeration, relabel
         # merges above every threshold asked for are never used: not computing them saves time
         params = SegmentParams(aff_low=config.aff_low, aff_high=config.aff_high, method=config.method,
-                               min_size=config.min_size, max_score=max((config.threshold, *config.thresholds)))
+                               min_size=config.min_size, max_score=max((config.threshold, *config.thresholds)),
+                               agglomeration=config.agglomeration)
         segment_params = {**dataclasses.asdict(params), "threshold": config.threshold,
                           "block_shape": config.segment_block_shape}
         upstream = fp = _fingerprint(upstream, "segment", segment_params)

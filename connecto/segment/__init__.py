@@ -8,6 +8,9 @@ blockwise wrapper in :mod:`connecto.segment.blockwise`:
 - :mod:`.region_graph`: contacts and affinity statistics between touching fragments
 - :mod:`.agglomerate`: mean-affinity hierarchy (waterz semantics), mutex watershed on the graph
 - :mod:`.greedy`: the compiled priority queue behind the mean hierarchy
+- :mod:`.hierarchical`: agglomeration per block with context, then a threshold cut over streamed files
+- :mod:`.unionfind`: the compiled union-find kernels of the hierarchical mode
+- :mod:`.premerge`: in-block agglomeration of the watershed fragments (fewer, larger fragments)
 - :mod:`.relabel`: a fragment -> segment mapping applied to voxels (fastremap)
 - :mod:`.evaluate`: VOI split/merge, adapted Rand error, worst objects
 - :mod:`.params`: ``SegmentParams``, the parameters and their one default each

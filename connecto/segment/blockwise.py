@@ -9,8 +9,12 @@ Layout of a run directory ``OUT`` (a local path or a bucket URL):
 - ``OUT/segment.json``: parameters and timings (``run.json`` is the pipeline's).
 
 Two passes over voxels: fragments (context 2 voxels), then the region graph (context
-2 voxels, reading the fragments of the neighbouring blocks). Agglomeration runs on the
-merged graph, which is small beside the volume. Every block's outputs derive from the
+2 voxels, reading the fragments of the neighbouring blocks). Agglomeration is either
+global (the exact merge history of the merged graph, in this process: small volumes) or
+hierarchical (:mod:`.hierarchical`: per block with context on the workers, then a
+threshold cut over streamed per-block files; ``params.agglomeration``, ``"auto"`` picks
+by volume size). The relabel reads only the per-block mapping files of the fragment ids in
+its block. Every block's outputs derive from the
 block alone, so reruns resume and a block written twice writes the same bytes. A rerun
 also reuses a finished merge history of the same parameters and graph, and the relabel
 resumes when the mapping is the same bytes as before.
@@ -48,11 +52,13 @@ from .graph_store import (
     finished_history,
     history_source,
     join,
+    read_block_mapping,
     read_edges,
     read_fragments,
     read_history,
     read_table,
     remove_folder,
+    write_block_mappings,
     write_history,
     write_mapping,
     write_table,
@@ -96,6 +102,10 @@ def segment_array(affs: np.ndarray, params: SegmentParams = DEFAULT_PARAMS,
     affs = as_uint8_affinities(affs)
     links = link_mask(affs, params.aff_low, params.aff_high)
     labels = watershed(affs, aff_low=params.aff_low, links=links)
+    if params.fragment_merge > 0:
+        from .premerge import merge_in_block
+
+        labels = merge_in_block(labels, affs, links, params.fragment_merge).astype(np.uint64)
     table = fragment_table(labels, voxel_size_nm=voxel_size_nm)
     edges = region_graph(labels, affs, links=links)
     if params.method == "mutex":
@@ -122,6 +132,10 @@ def fragments_block(params: SegmentParams, id_stride: int, volume_roi: Roi, voxe
     links = link_mask(affs, params.aff_low, params.aff_high, absent)[write]
     background = background_mask(affs, params.aff_low, absent)[block.write_slices()]
     local, _ = components(links, background)
+    if params.fragment_merge > 0:
+        from .premerge import merge_in_block
+
+        local = merge_in_block(local, affs[write], links, params.fragment_merge)
     labels = offset_ids(local, block.block_id * id_stride)
     table = fragment_table(labels, offset=block.write_roi.begin, volume_roi=volume_roi, voxel_size_nm=voxel_size_nm)
     write_table(table, run_dir, "graph", f"fragments-{block.name}.parquet")
@@ -136,13 +150,26 @@ def region_graph_block(params: SegmentParams, volume_roi: Roi, run_dir: str, blo
     write_table(edges, run_dir, "graph", f"edges-{block.name}.parquet")
 
 
-def relabel_block(mapping_path: str, id_stride: int, block, inputs):
+def relabel_block(mapping_folder: str, id_stride: int, block, inputs):
+    """The block's fragments mapped through the per-block mapping files of the ids it holds (never the
+    whole table)."""
+    import fastremap
+
     from .relabel import relabel
 
     fragments = inputs["fragments"]
-    low, high = block.block_id * id_stride + 1, (block.block_id + 1) * id_stride
-    mapping = read_table(mapping_path, filters=[("fragment", ">=", low), ("fragment", "<=", high)])
+    mapping = read_block_mapping(mapping_folder, id_stride, fastremap.unique(fragments))
     return {"segmentation": relabel(fragments, mapping)}
+
+
+def _block_params(params: SegmentParams) -> dict:
+    """The parameters recorded by the fragment and region-graph blocks (the agglomeration mode is not one:
+    switching it reuses them)."""
+    values = asdict(params)
+    values.pop("agglomeration")
+    if not values["fragment_merge"]:  # off: plans of runs from before the option stay valid
+        values.pop("fragment_merge")
+    return values
 
 
 # --- stages -------------------------------------------------------------------------
@@ -170,7 +197,7 @@ def compute_fragments(affs: Volume, run_dir: str, *, params: SegmentParams = DEF
                         layer_type="segmentation")
     stage = functools.partial(fragments_block, params, block_shape.prod(), affs.roi, affs.voxel_size_nm, run_dir)
     run_blockwise(stage, affs.roi, block_shape, task="fragments", inputs={"affinities": affs},
-                  outputs={"fragments": out}, context=CONTEXT, params={**asdict(params), "block": list(block_shape)},
+                  outputs={"fragments": out}, context=CONTEXT, params={**_block_params(params), "block": list(block_shape)},
                   scheduler=scheduler, num_workers=num_workers, overwrite=overwrite, progress=progress)
     return out
 
@@ -185,7 +212,7 @@ def compute_region_graph(affs: Volume, fragments: Volume, run_dir: str, *, param
     stage = functools.partial(region_graph_block, params, affs.roi, run_dir)
     run_blockwise(stage, affs.roi, block_shape, task="region_graph",
                   inputs={"affinities": affs, "fragments": fragments}, context=CONTEXT, markers_at=run_dir,
-                  params={**asdict(params), "block": list(block_shape)}, scheduler=scheduler,
+                  params={**_block_params(params), "block": list(block_shape)}, scheduler=scheduler,
                   num_workers=num_workers, overwrite=overwrite, progress=progress)
 
 
@@ -211,15 +238,24 @@ def agglomerate_run(run_dir: str, params: SegmentParams = DEFAULT_PARAMS, *, edg
 
 
 def relabel_volume(fragments: Volume, mapping_path: str, out_url: str, *, id_stride: int, block_shape=None,
-                   scheduler=DEFAULT_SCHEDULER, num_workers=None, overwrite=False, progress=True) -> Volume:
-    """Write ``fragments`` mapped through the mapping table at ``mapping_path`` into ``out_url``."""
+                   scheduler=DEFAULT_SCHEDULER, num_workers=None, overwrite=False, progress=True,
+                   block_mappings: str | None = None) -> Volume:
+    """Write ``fragments`` mapped through the mapping table at ``mapping_path`` into ``out_url``.
+
+    ``block_mappings``: the same mapping split per block (:func:`.graph_store.write_block_mappings`);
+    made here from ``mapping_path`` when not given. Each block reads only the files of its ids.
+    """
     block_shape = Coordinate(block_shape) if block_shape else fragments.chunk_shape
     out = create_volume(out_url, fragments.shape, np.uint64, fragments.voxel_size_nm, offset=fragments.offset,
                         chunk_shape=fragments.chunk_shape, overwrite=overwrite, layer_type="segmentation")
     url = parse_url(mapping_path)
     with filesystem(url).open(url.path, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
-    stage = functools.partial(run_blockwise, functools.partial(relabel_block, mapping_path, id_stride), fragments.roi,
+    if block_mappings is None:
+        threshold = float(url.path.rsplit("mapping-", 1)[-1].removesuffix(".parquet"))
+        run_dir = mapping_path.rsplit("/agglomeration/", 1)[0]
+        block_mappings = write_block_mappings(read_table(mapping_path), run_dir, threshold, id_stride)
+    stage = functools.partial(run_blockwise, functools.partial(relabel_block, block_mappings, id_stride), fragments.roi,
                               block_shape, task="relabel", inputs={"fragments": fragments},
                               outputs={"segmentation": out}, params={"mapping": mapping_path, "sha256": digest},
                               scheduler=scheduler, num_workers=num_workers, progress=progress)
@@ -264,6 +300,9 @@ def segment(affinities, run_dir: str, *, thresholds=None, ground_truth=None, par
         blocks of one 64^3 chunk).
     scheduler : as the engine's; default (also for None) :data:`connecto.defaults.DEFAULT_SCHEDULER`,
         ``"threads"``. Every stage of the run uses the same client.
+    params : :class:`SegmentParams`; ``params.agglomeration`` chooses global or hierarchical
+        agglomeration (``"auto"``: by the volume's size), ``params.fragment_merge`` in-block
+        agglomeration of the fragments.
     """
     affs = affinities if isinstance(affinities, Volume) else open_volume(affinities)
     _check_affinities_volume(affs)
@@ -280,6 +319,7 @@ def segment(affinities, run_dir: str, *, thresholds=None, ground_truth=None, par
     if overwrite:
         remove_folder(run_dir, "graph")
         remove_folder(run_dir, "agglomeration")
+    mode = params.agglomeration_for(int(affs.roi.shape.prod()))
     seconds = {}
     with connect(DEFAULT_SCHEDULER if scheduler is None else scheduler, num_workers) as client:
         engine = {"block_shape": block_shape, "scheduler": "sync" if client is None else client,
@@ -291,10 +331,20 @@ def segment(affinities, run_dir: str, *, thresholds=None, ground_truth=None, par
         compute_region_graph(affs, fragments, run_dir, params=params, **engine)
         seconds["region_graph"] = time.perf_counter() - start
         start = time.perf_counter()
-        tables = {"edges": read_edges(run_dir, GRAPH_COLUMNS), "fragments": read_fragments(run_dir)}
-        history = finished_history(run_dir, params, **tables)
-        if history is None:
-            history = agglomerate_run(run_dir, params, **tables)
+        if mode == "hierarchical":  # never the whole graph in one process
+            from .hierarchical import agglomerate_hierarchical
+
+            _forget(run_dir, HISTORY_RECORD)
+            tables = {}
+            history = agglomerate_hierarchical(run_dir, params, affs.roi, **engine)
+        else:
+            from .hierarchical import RECORD
+
+            _forget(run_dir, RECORD)
+            tables = {"edges": read_edges(run_dir, GRAPH_COLUMNS), "fragments": read_fragments(run_dir)}
+            history = finished_history(run_dir, params, **tables)
+            if history is None:
+                history = agglomerate_run(run_dir, params, **tables)
         seconds["agglomerate"] = time.perf_counter() - start
         result = SegmentResult(run_dir, fragments, history, thresholds=thresholds, seconds=seconds)
         if gt is not None:
@@ -305,15 +355,26 @@ def segment(affinities, run_dir: str, *, thresholds=None, ground_truth=None, par
         if write_segmentation and len(thresholds) == 1:
             start = time.perf_counter()
             mapping_path = write_mapping(run_dir, history, thresholds[0], params, **tables)
+            tables.clear()  # the graph is not needed any more
+            folder = write_block_mappings(read_table(mapping_path), run_dir, thresholds[0], block_shape.prod())
             result.segmentation = relabel_volume(fragments, mapping_path, join(run_dir, "segmentation"),
-                                                 id_stride=block_shape.prod(), **engine)
+                                                 id_stride=block_shape.prod(), block_mappings=folder, **engine)
             seconds["relabel"] = time.perf_counter() - start
     write_json(parse_url(run_dir), "segment.json", {
         "params": asdict(params), "block_shape": list(block_shape), "thresholds": thresholds,
         "affinities": str(affs.url), "seconds": {k: round(v, 3) for k, v in seconds.items()},
-        "num_fragments": int(history.fragment_ids.size), "num_merges": len(history.merges),
+        "agglomeration": mode, "num_fragments": int(history.fragment_ids.size),
+        "num_merges": len(history.merges) if hasattr(history, "merges") else None,
     })
     return result
+
+
+def _forget(run_dir: str, record: str) -> None:
+    """Remove the record of the other agglomeration mode's results (they no longer describe the run)."""
+    url = parse_url(join(run_dir, "agglomeration"))
+    fs = filesystem(url)
+    if fs.exists(url.join(record)):
+        fs.rm(url.join(record))
 
 
 def _chunk_for(block_shape: Coordinate, shape: Coordinate) -> Coordinate:

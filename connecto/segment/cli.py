@@ -10,7 +10,7 @@ from chunks.cli_options import coordinate_option as _coordinate
 from chunks.cli_options import engine_options
 from connecto.defaults import DEFAULT_SCHEDULER, DEFAULT_THRESHOLD
 
-from .params import METHODS, default
+from .params import AGGLOMERATIONS, AUTO_HIERARCHICAL_VOXELS, METHODS, default
 
 
 def parse_thresholds(text: str) -> list[float]:
@@ -55,10 +55,17 @@ def parse_thresholds(text: str) -> list[float]:
               help="watershed: edges at or above this affinity are always linked")
 @click.option("--min-size", type=click.IntRange(min=0), default=default("min_size"), show_default=True,
               help="segments smaller than this many voxels join their best neighbour (0: keep them)")
+@click.option("--agglomeration", type=click.Choice(AGGLOMERATIONS), default=default("agglomeration"),
+              show_default=True, help="global: the exact merge history of the whole region graph in one process; "
+              "hierarchical: per block with context, then a threshold cut over per-block files (bounded memory); "
+              f"auto: hierarchical from {AUTO_HIERARCHICAL_VOXELS} voxels on")
+@click.option("--fragment-merge", type=click.FloatRange(0, 1, max_open=True), default=default("fragment_merge"),
+              show_default=True, help="agglomerate fragments inside each block up to this merge score first "
+              "(fewer, larger fragments; 0: off, block-size invariant)")
 @click.option("--json", "json_path", default=None, metavar="PATH", help="also write the results as JSON to PATH")
 @engine_options(default_scheduler=DEFAULT_SCHEDULER)
 def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, aff_low, aff_high, min_size,
-            json_path, scheduler, workers, block_shape, overwrite, progress):
+            agglomeration, fragment_merge, json_path, scheduler, workers, block_shape, overwrite, progress):
     """Segment the 3-channel affinity volume AFFINITIES into the run directory OUT.
 
     Writes OUT/fragments, the region graph (OUT/graph), the merge history
@@ -74,12 +81,14 @@ def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, 
         values = parse_thresholds(thresholds)
     else:  # None: the run takes the model's recommended threshold or the default one
         values = None if threshold is None else [threshold]
-    params = SegmentParams(aff_low=aff_low, aff_high=aff_high, method=method, bias=bias, min_size=min_size)
+    params = SegmentParams(aff_low=aff_low, aff_high=aff_high, method=method, bias=bias, min_size=min_size,
+                           agglomeration=agglomeration, fragment_merge=fragment_merge)
     result = run(affinities, out, thresholds=values, ground_truth=ground_truth, params=params,
                  write_segmentation=thresholds is None, block_shape=block_shape, scheduler=scheduler,
                  num_workers=workers, overwrite=overwrite, progress=progress)
     history = result.history
-    click.echo(f"{history.fragment_ids.size} fragments, {len(history.merges)} merges "
+    merges = f"{len(history.merges)} merges" if hasattr(history, "merges") else "hierarchical agglomeration"
+    click.echo(f"{history.fragment_ids.size} fragments, {merges} "
                f"({', '.join(f'{k} {v:.1f}s' for k, v in result.seconds.items())})")
     rows = []
     if result.evaluations is not None:

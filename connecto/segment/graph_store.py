@@ -8,7 +8,12 @@ Layout under the run directory ``OUT`` (a local path or a bucket URL; see
 - ``OUT/agglomeration/merge_history.parquet``: merges ``(u, v, score)`` in order, and
   ``OUT/agglomeration/fragment_ids.parquet``: every fragment id; ``history.json``, written
   after both, names the parameters and graph they came from (a rerun reuses them);
-- ``OUT/agglomeration/mapping-<threshold>.parquet``: fragment -> segment at a threshold.
+- ``OUT/agglomeration/mapping-<threshold>.parquet``: fragment -> segment at a threshold, and
+  the same rows split by the block whose id range holds the fragment,
+  ``OUT/agglomeration/mapping-<threshold>/block-<block id>.parquet`` (the relabel reads only
+  the files of the fragments in its block);
+- hierarchical runs (:mod:`.hierarchical`): ``OUT/agglomeration/blocks/scores-<block>.parquet``
+  and ``hierarchy.json`` instead of the merge history.
 
 Every path goes through fsspec (:mod:`chunks.fs`), so the same code reads and writes a
 local directory or a bucket.
@@ -75,7 +80,14 @@ def finished_history(run_dir: str, params: SegmentParams, edges: pd.DataFrame,
     return read_history(run_dir)
 
 
-def read_history(run_dir: str) -> MergeHistory:
+def read_history(run_dir: str):
+    """The run's merge history: a :class:`MergeHistory`, or a hierarchical run's
+    :class:`~.hierarchical.HierarchicalHistory`."""
+    from .hierarchical import open_hierarchy
+
+    hierarchy = open_hierarchy(run_dir)
+    if hierarchy is not None:
+        return hierarchy
     merges = read_table(join(run_dir, "agglomeration", "merge_history.parquet"))
     ids = read_table(join(run_dir, "agglomeration", "fragment_ids.parquet"))["id"].to_numpy(np.uint64)
     return MergeHistory(merges, ids)
@@ -86,6 +98,8 @@ def read_history(run_dir: str) -> MergeHistory:
 def final_mapping(run_dir: str, history: MergeHistory, threshold: float, params: SegmentParams, *,
                   edges: pd.DataFrame | None = None, fragments: pd.DataFrame | None = None) -> pd.DataFrame:
     """Fragment -> segment at ``threshold``, with small segments absorbed (``params.min_size``)."""
+    if hasattr(history, "final_mapping"):  # hierarchical: streams its tables, never the whole graph
+        return history.final_mapping(threshold, params.min_size)
     mapping = history.mapping(threshold)
     if params.min_size > 0:
         from .small import absorb_small
@@ -102,9 +116,43 @@ def write_mapping(run_dir: str, history: MergeHistory, threshold: float,
 
     ``tables``: ``edges`` and ``fragments`` if already read (see :func:`final_mapping`).
     """
-    name = f"mapping-{threshold:.4f}.parquet"
-    write_table(final_mapping(run_dir, history, threshold, params, **tables), run_dir, "agglomeration", name)
-    return join(run_dir, "agglomeration", name)
+    name = f"mapping-{threshold:.4f}"
+    mapping = final_mapping(run_dir, history, threshold, params, **tables)
+    write_table(mapping, run_dir, "agglomeration", f"{name}.parquet")
+    return join(run_dir, "agglomeration", f"{name}.parquet")
+
+
+def write_block_mappings(mapping: pd.DataFrame, run_dir: str, threshold: float, id_stride: int) -> str:
+    """``mapping`` split by fragment id range (``block id * id_stride + 1 ..``) into one file per block;
+    returns their folder (:func:`read_block_mapping` reads the rows of some ids back)."""
+    folder = join("agglomeration", f"mapping-{threshold:.4f}")
+    remove_folder(run_dir, folder)
+    fragment = mapping["fragment"].to_numpy(np.uint64)
+    order = np.argsort(fragment, kind="stable")
+    fragment, segment = fragment[order], mapping["segment"].to_numpy(np.uint64)[order]
+    block = (fragment - np.uint64(1)) // np.uint64(id_stride)
+    starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]]) if block.size else np.empty(0, np.int64)
+    for start, stop in zip(starts, np.r_[starts[1:], block.size]):
+        write_table(pd.DataFrame({"fragment": fragment[start:stop], "segment": segment[start:stop]}), run_dir,
+                    folder, f"block-{int(block[start])}.parquet")
+    return join(run_dir, folder)
+
+
+def read_block_mapping(folder: str, id_stride: int, fragment_ids: np.ndarray) -> pd.DataFrame:
+    """The rows of a per-block mapping folder that hold ``fragment_ids`` (one file per id range touched)."""
+    url = parse_url(folder)
+    fs = filesystem(url)
+    ids = np.asarray(fragment_ids, dtype=np.uint64)
+    ids = ids[ids != 0]
+    tables = []
+    for block in np.unique((ids - np.uint64(1)) // np.uint64(id_stride)):
+        path = url.join(f"block-{int(block)}.parquet")
+        if fs.exists(path):
+            with fs.open(path, "rb") as f:
+                tables.append(pd.read_parquet(f))
+    if not tables:
+        return pd.DataFrame({"fragment": np.empty(0, np.uint64), "segment": np.empty(0, np.uint64)})
+    return pd.concat(tables, ignore_index=True)
 
 
 # --- files --------------------------------------------------------------------------

@@ -28,7 +28,7 @@ def evaluate_thresholds(fragments: Volume, gt, history: MergeHistory, thresholds
               for roi in fragments.roi.blocks(_evaluation_block(fragments.roi))]
     table = merge_tables(counts)
     graph = {}  # the run's tables, read once for every threshold's small-segment absorption
-    if run_dir and params.min_size > 0:
+    if run_dir and params.min_size > 0 and not hasattr(history, "final_mapping"):  # hierarchical streams its own
         graph = {"edges": read_edges(run_dir, GRAPH_COLUMNS), "fragments": read_fragments(run_dir)}
     rows = []
     for threshold in thresholds:

@@ -26,6 +26,7 @@ def slow_invert(delay, block, inputs):
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKER_MEMORY_LIMIT = "1.5GB"
 
 
 def _free_port() -> int:
@@ -40,8 +41,7 @@ def _start(args, log):
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
-@pytest.fixture
-def dask_cluster(tmp_path):
+def _cluster(tmp_path, worker_args):
     if not DASK.exists() and not shutil.which("dask"):
         pytest.skip("the dask command line (distributed) is not installed")
     dask = str(DASK) if DASK.exists() else shutil.which("dask")
@@ -51,7 +51,7 @@ def dask_cluster(tmp_path):
     procs = [_start([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], log)]
     time.sleep(1.0)
     workers = [
-        _start([dask, "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard", "--no-nanny",
+        _start([dask, "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard", *worker_args,
                 "--name", f"w{i}"], log)
         for i in range(2)
     ]
@@ -73,6 +73,17 @@ def dask_cluster(tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    yield from _cluster(tmp_path, ["--no-nanny"])
+
+
+@pytest.fixture
+def limited_cluster(tmp_path):
+    """Workers under a nanny with a memory limit: one that goes over it is killed and restarted."""
+    yield from _cluster(tmp_path, ["--memory-limit", WORKER_MEMORY_LIMIT])
 
 
 def test_run_on_a_tcp_cluster_survives_a_killed_worker(tmp_path, dask_cluster):
@@ -117,3 +128,44 @@ def test_two_local_clusters_at_once_do_not_collide_on_a_port():
         with connect("threads", 1) as first, connect("threads", 1) as second:
             assert first.submit(abs, -1).result() + second.submit(abs, -2).result() == 3
     assert not [w for w in caught if "already in use" in str(w.message)]
+
+
+def test_hierarchical_segment_on_a_tcp_cluster_survives_a_killed_worker(tmp_path, limited_cluster):
+    """Every stage of ``segment`` runs on separate dask worker processes; one is killed during the block
+    agglomeration, the run finishes with the result of a run in one process, and no worker went over its
+    memory limit (a restart would show in the log)."""
+    import threading
+
+    from connecto.segment.affinities import affinities_from_labels
+    from connecto.segment.blockwise import SegmentParams, segment
+    from tests.connecto.test_segment_blockwise import voronoi_labels
+
+    address, _client, workers = limited_cluster
+    labels = voronoi_labels()
+    affs = create_volume(str(tmp_path / "affs"), labels.shape, np.uint8, (8, 8, 8), chunk_shape=(16, 16, 16),
+                         num_channels=3)
+    affs.write(affs.roi, affinities_from_labels(labels, noise=0.25, seed=3))
+    params = SegmentParams(agglomeration="hierarchical", min_size=500)
+    common = {"block_shape": (16, 32, 32), "params": params, "progress": False}  # 12 blocks
+    reference = segment(affs, str(tmp_path / "reference"), scheduler="sync", **common).segmentation.read()
+    marker_dir = tmp_path / "run" / "done" / "agglomerate_blocks"
+    killed = {}
+
+    def kill_one_worker_mid_run():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if marker_dir.exists() and len(list(marker_dir.glob("*_*_*"))) >= 2:
+                killed["at"] = len(list(marker_dir.glob("*_*_*")))
+                os.killpg(workers[0].pid, signal.SIGKILL)
+                return
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_one_worker_mid_run)
+    killer.start()
+    result = segment(affs, str(tmp_path / "run"), scheduler=address, **common)
+    killer.join()
+    assert 2 <= killed.get("at", 0) < 12, "a worker must have been killed during the block agglomeration"
+    assert workers[0].poll() is not None and workers[1].poll() is None
+    assert np.array_equal(result.segmentation.read(), reference)
+    log = (tmp_path / "cluster.log").read_text()
+    assert "exceeded" not in log and "Restarting worker" not in log, log[-2000:]
