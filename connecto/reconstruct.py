@@ -38,6 +38,7 @@ from pydantic import AfterValidator
 from chunks import open_volume
 from chunks.cluster import connect
 from connecto.defaults import DEFAULT_SCHEDULER, DEFAULT_THRESHOLD
+from connecto.segment.graph_store import join as _in_run  # a path in a run directory, local or in a bucket
 from connecto.segment.params import AGGLOMERATIONS, METHODS, SegmentParams, default
 from training.precision import PRECISIONS
 from training.schema import (
@@ -172,14 +173,15 @@ def _file_identity(path: str) -> str:
 
 
 class _RunRecord:
-    """run.json: stage records, written after every stage so a crash loses nothing recorded."""
+    """run.json: stage records, written after every stage so a crash loses nothing recorded (local or in a
+    bucket)."""
 
     def __init__(self, run_dir: str):
-        self.path = os.path.join(run_dir, "run.json")
-        self.data = {"stages": {}}
-        if os.path.exists(self.path):
-            with open(self.path) as f:
-                self.data = json.load(f)
+        from chunks.fs import read_json
+        from chunks.urls import parse_url
+
+        self.url = parse_url(run_dir)
+        self.data = read_json(self.url, "run.json") or {"stages": {}}
 
     def is_done(self, stage: str, fingerprint: str) -> bool:
         record = self.data["stages"].get(stage, {})
@@ -203,11 +205,16 @@ class _RunRecord:
         self.save()
 
     def save(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
+        if self.url.protocol != "file":  # an object is replaced whole
+            from chunks.fs import write_json
+
+            write_json(self.url, "run.json", self.data)
+            return
+        path = self.url.join("run.json")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "w") as f:
             json.dump(self.data, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
+        os.replace(path + ".tmp", path)
 
 
 def model_threshold(checkpoint: str) -> float:
@@ -230,8 +237,7 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
         config = dataclasses.replace(config, threshold=model_threshold(config.checkpoint))
     check_run(config)  # before anything is written
     echo = echo or (lambda message: logger.info(message))
-    run_dir = os.path.abspath(config.run_dir)
-    os.makedirs(run_dir, exist_ok=True)
+    run_dir = config.run_dir if "://" in config.run_dir else os.path.abspath(config.run_dir)
     record = _RunRecord(run_dir)
     record.data["config"] = dataclasses.asdict(config)
     record.save()
@@ -249,18 +255,18 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
         upstream = ingest_fp = fp = _fingerprint("ingest", ingest_params)
         if raw_volume is None:
             overwrite = record.changed("ingest", fp)
-            if not record.is_done("ingest", fp) or _damaged(echo, "ingest", os.path.join(run_dir, "raw.zarr")):
+            if not record.is_done("ingest", fp) or _damaged(echo, "ingest", _in_run(run_dir, "raw.zarr")):
                 echo(f"ingest: {config.raw} -> {run_dir}/raw.zarr")
                 record.start("ingest", fp, ingest_params)
                 start = time.perf_counter()
-                raw_volume = ingest(config.raw, os.path.join(run_dir, "raw.zarr"), config.voxel_size_nm,
+                raw_volume = ingest(config.raw, _in_run(run_dir, "raw.zarr"), config.voxel_size_nm,
                                     chunk_shape=config.chunk_shape, overwrite=overwrite, **engine)
                 record.finish("ingest", time.perf_counter() - start, voxels=int(raw_volume.shape.prod()))
             else:
-                raw_volume = open_volume(os.path.join(run_dir, "raw.zarr"))
+                raw_volume = open_volume(_in_run(run_dir, "raw.zarr"))
 
         # 2. predict
-        affinities_url = os.path.join(run_dir, "affinities.zarr")
+        affinities_url = _in_run(run_dir, "affinities.zarr")
         upstream = predict_fp = _predict_stage(config, record, "predict", config.checkpoint, raw_volume,
                                                affinities_url, upstream, engine, echo)
         affinities = open_volume(affinities_url)
@@ -273,8 +279,8 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
         segment_params = {**dataclasses.asdict(params), "threshold": config.threshold,
                           "block_shape": config.segment_block_shape}
         upstream = fp = _fingerprint(upstream, "segment", segment_params)
-        if not record.is_done("segment", fp) or _damaged(echo, "segment", os.path.join(run_dir, "fragments"),
-                                                         os.path.join(run_dir, "segmentation")):
+        if not record.is_done("segment", fp) or _damaged(echo, "segment", _in_run(run_dir, "fragments"),
+                                                         _in_run(run_dir, "segmentation")):
             echo("segment: fragments, region graph, agglomeration, relabel")
             overwrite = record.changed("segment", fp)
             record.start("segment", fp, segment_params)
@@ -431,7 +437,7 @@ def _synapse_stages(config: ReconstructConfig, record: _RunRecord, run_dir: str,
     detected clefts labelled with their synapse ids (``clefts``)."""
     from connecto.synapses.detect import DetectParams, check_prediction, detect_synapses_blockwise, write_cleft_volume
 
-    prediction_url = os.path.join(run_dir, "synapse_prediction.zarr")
+    prediction_url = _in_run(run_dir, "synapse_prediction.zarr")
     fp = _predict_stage(config, record, "predict_synapses", config.synapse_checkpoint, raw_volume, prediction_url,
                         ingest_fp, engine, echo)
     prediction = open_volume(prediction_url)
@@ -440,19 +446,19 @@ def _synapse_stages(config: ReconstructConfig, record: _RunRecord, run_dir: str,
     detect = DetectParams(**config.synapse_params)
     detect_params = {**dataclasses.asdict(detect), "block_shape": config.segment_block_shape}
     fp = _fingerprint(fp, fragments_fp, "synapses", detect_params)
-    table_path = os.path.join(run_dir, "synapses.parquet")
-    if not record.is_done("synapses", fp) or _damaged(echo, "synapses", os.path.join(run_dir, "clefts")):
+    table_path = _in_run(run_dir, "synapses.parquet")
+    if not record.is_done("synapses", fp) or _damaged(echo, "synapses", _in_run(run_dir, "clefts")):
         echo("synapses: clefts and partners against fragments")
         overwrite = record.changed("synapses", fp)
         record.start("synapses", fp, detect_params)
         start = time.perf_counter()
-        table = detect_synapses_blockwise(prediction, None, open_volume(os.path.join(run_dir, "fragments")),
-                                          os.path.join(run_dir, "synapses.blocks"), params=detect,
+        table = detect_synapses_blockwise(prediction, None, open_volume(_in_run(run_dir, "fragments")),
+                                          _in_run(run_dir, "synapses.blocks"), params=detect,
                                           block_shape=config.segment_block_shape, overwrite=overwrite, **engine)
         tmp = table_path + ".tmp"
         table.to_parquet(tmp, index=False)
         os.replace(tmp, table_path)
-        write_cleft_volume(prediction, table, os.path.join(run_dir, "clefts"), params=detect,
+        write_cleft_volume(prediction, table, _in_run(run_dir, "clefts"), params=detect,
                            block_shape=config.segment_block_shape, overwrite=True, **engine)
         record.finish("synapses", time.perf_counter() - start, synapses=int(table["id"].nunique()),
                       rows=len(table))
@@ -468,9 +474,11 @@ def evaluate_run_synapses(run_dir: str, ground_truth: str, synapse_truth: str, t
     from connecto.synapses.evaluate import evaluate_synapses, one_row_per_partner, with_segments
 
     labels = open_readable(ground_truth)  # voxel for voxel with the run's volumes
-    frame = open_volume(os.path.join(run_dir, "fragments"))
-    mapping = pd.read_parquet(os.path.join(run_dir, "agglomeration", f"mapping-{threshold:.4f}.parquet"))
-    pred = one_row_per_partner(with_segments(pd.read_parquet(os.path.join(run_dir, "synapses.parquet")), mapping))
+    frame = open_volume(_in_run(run_dir, "fragments"))
+    from connecto.segment.graph_store import read_table
+
+    mapping = read_table(_in_run(run_dir, "agglomeration", f"mapping-{threshold:.4f}.parquet"))
+    pred = one_row_per_partner(with_segments(read_table(_in_run(run_dir, "synapses.parquet")), mapping))
     truth = pd.read_parquet(synapse_truth)
     return evaluate_synapses(pred, truth, tolerance_nm, truth_labels=labels.read(labels.roi),
                              voxel_size_nm=tuple(frame.voxel_size_nm),
@@ -484,17 +492,19 @@ def evaluate_run(run_dir: str, ground_truth: str, threshold: float, thresholds=(
     from connecto.segment.params import SegmentParams
     from connecto.segment.sweep import evaluate_thresholds
 
-    segmentation = open_volume(os.path.join(run_dir, "segmentation"))
+    segmentation = open_volume(_in_run(run_dir, "segmentation"))
     result = evaluate(segmentation, ground_truth)
     out = {"voi_split": result.voi_split, "voi_merge": result.voi_merge, "voi_sum": result.voi_sum,
            "arand": result.arand, "segments": result.num_segments}
     if thresholds:
-        table = evaluate_thresholds(open_volume(os.path.join(run_dir, "fragments")), open_labels(ground_truth),
+        table = evaluate_thresholds(open_volume(_in_run(run_dir, "fragments")), open_labels(ground_truth),
                                     read_history(run_dir), list(thresholds), run_dir=run_dir,
                                     params=params or SegmentParams())
         out["sweep"] = table.to_dict(orient="records")
-    with open(os.path.join(run_dir, "evaluation.json"), "w") as f:
-        json.dump({"threshold": threshold, **out, "worst": result.to_dict()}, f, indent=1, default=str)
+    from chunks.fs import write_json
+    from chunks.urls import parse_url
+
+    write_json(parse_url(run_dir), "evaluation.json", {"threshold": threshold, **out, "worst": result.to_dict()})
     return out
 
 

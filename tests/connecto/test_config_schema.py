@@ -145,7 +145,8 @@ def test_a_model_raw_voxel_size_mismatch_is_refused_before_any_stage(tmp_path):
                                checkpoint=shipped_checkpoint(), voxel_size_nm=(8.5, 8, 8), scheduler="sync")
     with pytest.raises(ValueError, match=r"stack\.npy has voxel size \(8\.5, 8, 8\) nm, but the model in .*"
                                          r"synthetic_affinities\.pt was trained at \(8, 8, 8\) nm; resample the raw "
-                                         "volume or use a matching model"):
+                                         r"volume \(`connecto resample`, or `connecto predict --resample`\) or use a "
+                                         "matching model"):
         reconstruct(config, progress=False)
     assert _no_stage_ran(tmp_path / "run")
 
