@@ -230,7 +230,8 @@ def check_raw_matches(state: dict, checkpoint: str, raw: str, *, dtype=None, vox
     trained = state.get("voxel_size_nm")
     if trained is not None and voxel_size_nm is not None and not same_voxel_size(trained, voxel_size_nm):
         raise ValueError(f"raw {raw} has voxel size {_nm(voxel_size_nm)} nm, but the model in {checkpoint} "
-                         f"was trained at {_nm(trained)} nm; resample the raw volume or use a matching model")
+                         f"was trained at {_nm(trained)} nm; resample the raw volume (`connecto resample`, or "
+                         "`connecto predict --resample`) or use a matching model")
 
 
 def same_voxel_size(a, b) -> bool:
