@@ -98,9 +98,9 @@ def model_config_from_checkpoint(state: dict) -> ModelConfig:
 
 
 def build_model(state: dict):
-    from .unet import UNet3d
+    from .unet2d import build_network
 
-    model = UNet3d(model_config_from_checkpoint(state))
+    model = build_network(model_config_from_checkpoint(state))
     model.load_state_dict(state["model"])
     return model
 

@@ -65,15 +65,36 @@ def _predict_options(fn):
 @click.argument("raw")
 @click.argument("out")
 @_predict_options
+@click.option("--resample", is_flag=True,
+              help="RAW has another voxel size than the model's: resample it to the model's, predict, and write OUT "
+                   "at RAW's voxel size and extent (intermediate volumes in OUT.resample)")
 def predict(checkpoint, raw, out, context, chunk_shape, precision, memory_limit, scheduler, workers, block_shape,
-            overwrite, progress):
+            overwrite, progress, resample):
     """Predict the volume RAW with CHECKPOINT into OUT (uint8): affinities (one channel per offset), or
     cleft / pre side / post side for a synapse model. Runs on threads unless --scheduler names a cluster
     ('local' for a local process cluster). Blocks are sized to --memory-limit; Ctrl-C stops within
     seconds and a rerun resumes at the first unfinished block."""
     from chunks import open_volume
+    from training.model_card import check_checkpoint_data
     from training.predict import predict_volume
 
+    if resample:  # the model at its own voxel size, OUT at RAW's (chunks/resample.py)
+        from chunks.resample import run_at_voxel_size
+        from training.checkpoint import load_checkpoint
+
+        ran_at: dict = {}
+        vol = run_at_voxel_size(
+            open_volume(raw), load_checkpoint(checkpoint).get("voxel_size_nm"), out,
+            lambda volume, url: predict_volume(checkpoint, volume, url, block_shape=block_shape, context=context,
+                                               chunk_shape=chunk_shape, scheduler=scheduler, num_workers=workers,
+                                               overwrite=overwrite, progress=progress, precision=precision,
+                                               memory_limit=memory_limit, choice_out=ran_at),
+            work_dir=f"{out.rstrip('/')}.resample", what=f"the model in {checkpoint}",
+            scheduler=scheduler or "threads", num_workers=workers, overwrite=overwrite, progress=progress)
+        click.echo(f"predicted {raw} -> {vol} (resampled to the model's voxel size and back) in "
+                   f"{ran_at['precision']} ({ran_at['reason']})")
+        return
+    check_checkpoint_data(checkpoint, raw)  # a one-line warning when the data is not what the model knows
     ran: dict = {}
     vol = predict_volume(checkpoint, open_volume(raw), out, block_shape=block_shape, context=context,
                          chunk_shape=chunk_shape, scheduler=scheduler, num_workers=workers, overwrite=overwrite,

@@ -54,7 +54,7 @@ __all__ = ["Config", "ConfigError", "ModelConfig", "TrainConfig", "VolumeSpec", 
            "load_config", "load_mapping"]
 
 NEIGHBOUR_OFFSETS = ((-1, 0, 0), (0, -1, 0), (0, 0, -1))
-OUTPUTS = ("affinities", "synapses")
+OUTPUTS = ("affinities", "synapses", "clefts")
 SYNAPSE_CHANNELS = ("cleft", "pre_side", "post_side")
 
 
@@ -88,6 +88,10 @@ class ModelConfig:
     offsets: Annotated[tuple[Offset, ...], Field(description="a list of (z, y, x) offsets")] = NEIGHBOUR_OFFSETS
     padding: Literal["same", "valid"] = "same"
     outputs: Outputs = ("affinities",)
+    # "unet2d": a 2D U-Net per section with z_context neighbouring sections on each side as input
+    # channels (training.unet2d; for anisotropic ssTEM), "unet3d": the 3D U-Net (training.unet)
+    network: Literal["unet3d", "unet2d"] = "unet3d"
+    z_context: NonNegativeInt = 0
 
     def __post_init__(self):
         if len(set(self.outputs)) != len(self.outputs):
@@ -110,6 +114,8 @@ class ModelConfig:
         for output in self.outputs:
             if output == "affinities":
                 names += ["affinity_" + "_".join(str(o) for o in off) for off in self.offsets]
+            elif output == "clefts":
+                names.append("cleft")
             else:
                 names += list(SYNAPSE_CHANNELS)
         return tuple(names)
@@ -120,7 +126,7 @@ class ModelConfig:
             raise ValueError(f"the model has no {output!r} head; its heads are {list(self.outputs)}")
         start = 0
         for name in self.outputs:
-            size = len(self.offsets) if name == "affinities" else len(SYNAPSE_CHANNELS)
+            size = {"affinities": len(self.offsets), "clefts": 1}.get(name, len(SYNAPSE_CHANNELS))
             if name == output:
                 return slice(start, start + size)
             start += size
@@ -144,8 +150,9 @@ class VolumeSpec:
     """One training volume: raw and labels (volume URLs or ingest specs like FILE.h5:/raw)."""
 
     raw: Text
-    labels: Text
     voxel_size_nm: VoxelSize
+    # neuron labels (or a membrane map); a model whose only head is "clefts" needs none
+    labels: Text | None = None
     # z range [begin, end) of the labelled part held out for validation (None: no validation)
     validation_slab_z: ZRange | None = None
     # z range [begin, end) of labels that exist (FIB-25: labels cover z < 160 only)

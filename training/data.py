@@ -59,14 +59,21 @@ def read_partners(path: str) -> np.ndarray:
     return table[["synapse_id", "pre_id", "post_id"]].to_numpy(np.int64)
 
 
-def load_volume(spec: VolumeSpec, synapses: bool = False) -> TrainingVolume:
-    """Raw and labels (and, for a synapse head, clefts and partners) of one training volume."""
+def load_volume(spec: VolumeSpec, synapses: bool = False, clefts: bool = False) -> TrainingVolume:
+    """Raw and labels (and, for a synapse head, clefts and partners; for a cleft head, clefts) of one
+    training volume. Without labels (a model whose only head is clefts) every voxel counts as labelled."""
     raw = read_array(spec.raw)
-    labels = read_array(spec.labels)
-    membranes = labels.dtype in (np.uint8, np.bool_) and labels.max() <= 1
-    if membranes:
-        labels = membranes_to_labels(labels)
-    labels = labels.astype(np.uint64)
+    if spec.labels is None:
+        if synapses or not clefts:
+            raise ValueError(f"training volume {spec.raw} names no labels; only a model whose one head is "
+                             "clefts trains without them")
+        labels, membranes = np.broadcast_to(np.zeros((), np.uint64), raw.shape), True  # no memory
+    else:
+        labels = read_array(spec.labels)
+        membranes = labels.dtype in (np.uint8, np.bool_) and labels.max() <= 1
+        if membranes:
+            labels = membranes_to_labels(labels)
+        labels = labels.astype(np.uint64)
     z_end = spec.labelled_z[1] if spec.labelled_z else labels.shape[0]
     z_begin = spec.labelled_z[0] if spec.labelled_z else 0
     z_end = min(z_end, labels.shape[0], raw.shape[0])
@@ -90,6 +97,15 @@ def load_volume(spec: VolumeSpec, synapses: bool = False) -> TrainingVolume:
             raise ValueError(f"clefts {spec.clefts} of shape {volume.clefts.shape} do not match labels {spec.labels} "
                              f"of shape {labels.shape}")
         volume.partners = read_partners(spec.synapses)
+        volume.cleft_voxels = np.argwhere(volume.clefts != 0)
+    elif clefts:
+        if not spec.clefts:
+            raise ValueError(f"the model has a cleft head, but training volume {spec.raw} gives no clefts "
+                             "(a cleft mask or a volume of cleft ids)")
+        volume.clefts = read_array(spec.clefts)
+        if volume.clefts.shape != raw.shape:
+            raise ValueError(f"clefts {spec.clefts} of shape {volume.clefts.shape} do not match raw {spec.raw} "
+                             f"of shape {raw.shape}")
         volume.cleft_voxels = np.argwhere(volume.clefts != 0)
     return volume
 
@@ -142,7 +158,8 @@ def make_batch(volumes, model: ModelConfig, train: TrainConfig, step: int, valid
     for _ in range(train.batch_size):
         vol = volumes[rng.integers(0, len(volumes))] if not validation else volumes[0]
         z_range = vol.validation_z if validation else vol.train_z
-        near_synapse = "synapses" in model.outputs and rng.random() < train.synapse_patch_fraction
+        near_synapse = ("synapses" in model.outputs or "clefts" in model.outputs) and \
+            rng.random() < train.synapse_patch_fraction
         raw, labels, clefts = sample_patch(vol, z_range, train.patch_shape, rng, train.min_labelled_fraction,
                                            near_synapse=near_synapse)
         if train.augment and not validation:
@@ -161,6 +178,9 @@ def _head_targets(output: str, vol: TrainingVolume, labels, clefts, model: Model
     """(target, mask) of one head for one patch."""
     if output == "synapses":
         return synapse_targets(labels, clefts, vol.partners, vol.voxel_size_nm, train.synapse_side_nm)
+    if output == "clefts":
+        target = (clefts != 0)[np.newaxis].astype(np.float32)
+        return target, np.ones_like(target)
     aff, mask = affinities_from_labels(labels, model.offsets, vol.background_is_boundary)
     if vol.background_is_boundary:
         # per-section labels say nothing about links across sections

@@ -85,7 +85,9 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
     """
     import torch
 
-    from .unet import UNet3d, crop_to, fast_layout, parameter_count
+    from .model_card import CARD_KEY, make_card
+    from .unet import crop_to, parameter_count
+    from .unet2d import build_network, fast
 
     tc, mc = config.train, config.model
     if tc is None:
@@ -98,7 +100,7 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
         json.dump(config_to_dict(config), f, indent=1)
     torch.manual_seed(tc.seed)
     device = training_device()
-    model = fast_layout(UNet3d(mc).to(device))
+    model = fast(build_network(mc).to(device))
     choice = resolve_precision(tc.precision, device, model)
     autocast_dtype = choice.autocast_dtype
     # fp16 gradients underflow without loss scaling; bf16 and fp32 need none
@@ -114,7 +116,9 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
         optimizer.load_state_dict(state["optimizer"])
         start_step = state["step"]
         logger.info("resuming from %s at step %d", resume_from, start_step)
-    volumes = [load_volume(v, synapses="synapses" in mc.outputs) for v in tc.volumes]
+    volumes = [load_volume(v, synapses="synapses" in mc.outputs, clefts="clefts" in mc.outputs) for v in tc.volumes]
+    card = {CARD_KEY: make_card([v.raw[slice(*v.train_z)] for v in volumes], [v.raw for v in tc.volumes],
+                                tc.voxel_size_nm)}
     for spec, vol in zip(tc.volumes, volumes):
         if tuple(spec.voxel_size_nm) != tuple(tc.voxel_size_nm):
             logger.warning("volume %s has voxel size %s nm, the model is trained for %s nm",
@@ -161,12 +165,13 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
             bar.set_postfix({k: round(v, 4) for k, v in record.items() if k.startswith(("train_loss", "val_"))})
         if done % tc.checkpoint_every == 0 or done == tc.steps:
             save_checkpoint(os.path.join(tc.out_dir, f"checkpoint_{done}.pt"), model, mc, step=done,
-                            optimizer=optimizer, voxel_size_nm=tc.voxel_size_nm, precision=choice.precision)
+                            optimizer=optimizer, voxel_size_nm=tc.voxel_size_nm, precision=choice.precision,
+                            extra=card)
     bar.close()
     if end_step == tc.steps:
         # the final weights alone (no optimizer state): the file to ship or share
         save_checkpoint(os.path.join(tc.out_dir, "model.pt"), model, mc, step=tc.steps,
-                        voxel_size_nm=tc.voxel_size_nm, precision=choice.precision)
+                        voxel_size_nm=tc.voxel_size_nm, precision=choice.precision, extra=card)
     if log_rows:
         plot_curve(tc.out_dir, log_rows)
     return record or (log_rows[-1] if log_rows else {})
@@ -191,6 +196,9 @@ def head_metrics(model_config, probabilities: np.ndarray, target: np.ndarray, ma
         for i, name in enumerate(SYNAPSE_CHANNELS):
             sl = (slice(None), first + i)
             out[f"val_{name}_f1"] = foreground_f1(probabilities[sl], target[sl], mask[sl])
+    if "clefts" in model_config.outputs:
+        sl = (slice(None), model_config.channels_of("clefts").start)
+        out["val_cleft_f1"] = foreground_f1(probabilities[sl], target[sl], mask[sl])
     return out
 
 

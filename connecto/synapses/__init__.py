@@ -3,7 +3,10 @@
 - :mod:`.cremi`: read/write CREMI HDF5 (volumes, partner annotations);
 - :mod:`.detect`: cleft probability + pre/post side maps + fragments -> synapse table
   (one array, or blockwise through the engine);
-- :mod:`.evaluate`: cleft and partner precision / recall / F1 with a distance tolerance.
+- :mod:`.evaluate`: cleft and partner precision / recall / F1 with a distance tolerance;
+- :mod:`.clefts`, :mod:`.cleft_metrics`, :mod:`.baseline`, :mod:`.sanity`: clefts on anisotropic
+  real EM (a section-wise cleft model's probability -> cleft objects + table), their scores against
+  a real cleft mask, the random-forest baseline, and the distinct-sides sanity check.
 
 Importing this package does no work; the modules load on first use.
 """

@@ -101,12 +101,31 @@ def synapses(volumes, threshold, min_size, dilation_nm, post_fraction,
 @click.option("--pred-neurons", type=click.Choice(["auto", "columns", "truth-labels"]), default="auto",
               show_default=True, help="where PRED's pre/post neurons come from: its id columns, or the truth's "
               "neuron labels under its pre/post points (auto: the labels when TRUTH is a CREMI file that has them)")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="cleft volumes: a probability PRED (uint8 read as /255) is a cleft where it reaches this")
+@click.option("--voxel-size", default=None, metavar="Z,Y,X",
+              help="cleft volumes: voxel size in nm (default: the volumes' own, e.g. an HDF5 voxel_size_nm attribute)")
 @click.option("--json", "json_path", default=None, metavar="PATH", help="also write the result to PATH")
-def evaluate_synapses_command(pred, truth, tolerance_nm, mapping, pred_neurons, json_path):
-    """Cleft and synaptic-partner precision / recall / F1 of PRED against TRUTH (Parquet or CREMI .h5), as JSON."""
+def evaluate_synapses_command(pred, truth, tolerance_nm, mapping, pred_neurons, threshold, voxel_size, json_path):
+    """Cleft and synaptic-partner precision / recall / F1 of PRED against TRUTH (Parquet or CREMI .h5), as JSON.
+
+    With cleft volumes (FILE.h5:DATASET, zarr or any volume URL) instead of tables: precision /
+    recall / F1 of 2D cleft profiles (per section) and of 3D cleft objects, matched one-to-one by
+    overlap, and CREMI-style cleft distances in nm. PRED may be cleft ids, a mask or a probability map.
+    """
     import pandas as pd
 
+    from .clefts import is_volume_spec
     from .evaluate import evaluate_synapses, with_segments
+
+    if is_volume_spec(pred) or is_volume_spec(truth):
+        result = _evaluate_cleft_volumes(pred, truth, threshold, voxel_size)
+        text = json.dumps(result, indent=2)
+        if json_path:
+            with open(json_path, "w") as f:
+                f.write(text + "\n")
+        click.echo(text)
+        return
 
     pred_table, _ = read_table(pred)
     truth_table, cremi = read_table(truth)
@@ -131,4 +150,63 @@ def evaluate_synapses_command(pred, truth, tolerance_nm, mapping, pred_neurons, 
     click.echo(text)
 
 
-COMMANDS = [synapses, evaluate_synapses_command]
+@click.command("detect-clefts")
+@click.argument("checkpoint")
+@click.argument("raw", metavar="RAW")
+@click.argument("out", metavar="OUT.h5")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="cleft probability of a cleft pixel")
+@click.option("--min-area-nm2", type=click.FloatRange(min=0), default=2000.0, show_default=True,
+              help="cleft profiles (per section) smaller than this are dropped")
+@click.option("--force", is_flag=True, help="predict even when RAW's voxel size differs from the model's")
+def detect_clefts_command(checkpoint, raw, out, threshold, min_area_nm2, force):
+    """Clefts of RAW (FILE.h5:DATASET or a volume URL; z, y, x) with a cleft model (model.outputs = ["clefts"],
+    e.g. trained by `connecto train configs/vnc-clefts.toml`): OUT.h5 dataset `clefts` (uint64 object ids,
+    RAW's shape) and `synapses` (id, centroid z/y/x nm, size, sections, mean score), also as OUT.synapses.csv."""
+    from .clefts import detect_to_h5, load_cleft_model
+
+    try:
+        model, state = load_cleft_model(checkpoint)
+        summary = detect_to_h5(model, state, raw, out, threshold=threshold, min_area_nm2=min_area_nm2, force=force)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(summary))
+
+
+def _evaluate_cleft_volumes(pred: str, truth: str, threshold: float, voxel_size: str | None) -> dict:
+    import numpy as np
+
+    from .cleft_metrics import evaluate_clefts
+    from .clefts import is_volume_spec, read_stack
+
+    for name, spec in (("PRED", pred), ("TRUTH", truth)):
+        if not is_volume_spec(spec):
+            raise click.UsageError(f"{name} {spec} is a table, the other argument a volume: give two cleft volumes "
+                                   "(FILE.h5:DATASET, zarr) or two tables")
+    try:
+        (p, p_voxel), (t, t_voxel) = read_stack(pred), read_stack(truth)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if voxel_size:
+        try:
+            voxel = [float(v) for v in voxel_size.split(",")]
+        except ValueError:
+            voxel = []
+        if len(voxel) != 3 or min(voxel) <= 0:
+            raise click.BadParameter(f"{voxel_size!r}: expected 3 numbers > 0 (z,y,x nm)", param_hint="--voxel-size")
+    else:
+        voxel = t_voxel or p_voxel
+        if voxel is None:
+            raise click.UsageError(f"neither {pred} nor {truth} records a voxel size; give --voxel-size Z,Y,X")
+    if p.shape != t.shape:
+        raise click.ClickException(f"PRED {pred} (shape {p.shape}) and TRUTH {truth} (shape {t.shape}) differ in shape")
+    if np.issubdtype(p.dtype, np.floating):
+        p = p >= threshold
+    elif p.dtype == np.uint8 and p.max() > 1:
+        p = p >= round(threshold * 255)
+    result = evaluate_clefts(p, t, voxel)
+    result.update({"pred": pred, "truth": truth})
+    return result
+
+
+COMMANDS = [synapses, evaluate_synapses_command, detect_clefts_command]

@@ -12,7 +12,7 @@ from tests.chunks.test_s3 import s3_endpoint  # noqa: F401 - the fixture
 
 def test_reconstruct_reads_and_writes_only_the_bucket(s3_endpoint, tmp_path, monkeypatch):  # noqa: F811
     volume = generate_arrays((32, 64, 64), (8, 8, 8), seed=5)
-    bucket = f"s3://{s3_endpoint}/em-data"
+    bucket = f"s3://{s3_endpoint}/em-data/reconstruct"  # other tests' keys live in the same in-process server
     for where in (f"{bucket}/raw.zarr", str(tmp_path / "raw.zarr")):
         raw = create_volume(where, volume.raw.shape, np.uint8, (8, 8, 8), chunk_shape=(16, 32, 32))
         raw.write(raw.roi, volume.raw)
@@ -32,8 +32,8 @@ def test_reconstruct_reads_and_writes_only_the_bucket(s3_endpoint, tmp_path, mon
     import boto3
 
     keys = {o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(
-        Bucket="em-data", Prefix="run/")["Contents"]}
-    assert {"run/run.json", "run/affinities.zarr/zarr.json", "run/segmentation/zarr.json"} <= keys
+        Bucket="em-data", Prefix="reconstruct/run/")["Contents"]}
+    assert {f"reconstruct/run/{k}" for k in ("run.json", "affinities.zarr/zarr.json", "segmentation/zarr.json")} <= keys
     # a rerun resumes from the bucket's run.json: nothing is computed again
     again = reconstruct(ReconstructConfig(raw=f"{bucket}/raw.zarr", run_dir=f"{bucket}/run", **common),
                         progress=False)
