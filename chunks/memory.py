@@ -39,16 +39,6 @@ def release_free_memory() -> None:
         trim(0)
 
 
-def return_large_frees(threshold: int = 1 << 20) -> bool:
-    """Serve allocations of ``threshold`` bytes or more with their own memory maps, so freeing one returns
-    it to the system at once (glibc's ``mallopt(M_MMAP_THRESHOLD)``; False elsewhere). glibc otherwise
-    raises this threshold after the first large free and serves later large blocks from its heap, where
-    the freed tensors of a streamed forward pass (many, of varying sizes) fragment it: measured on a
-    128x128^2 block, 236 MB peak growth against 145 MB with this set."""
-    mallopt = _glibc("mallopt")
-    return bool(mallopt and mallopt(-3, int(threshold)))  # -3: M_MMAP_THRESHOLD
-
-
 @functools.lru_cache(maxsize=None)
 def _glibc(name: str):
     """A function of glibc, or None where there is none (another C library, another system)."""

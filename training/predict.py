@@ -30,7 +30,7 @@ import numpy as np
 
 from chunks import Coordinate, Volume, create_volume, run_blockwise
 from chunks.cluster import default_workers
-from chunks.memory import release_free_memory, return_large_frees
+from chunks.memory import release_free_memory
 
 from .checkpoint import THRESHOLD_KEY, build_model, load_checkpoint, model_config_from_checkpoint, recommended_threshold
 from .data import normalize_raw
@@ -52,7 +52,6 @@ def _cached_model(checkpoint: str, mtime: float, threads: int | None):
 
     if threads:
         torch.set_num_threads(threads)
-    return_large_frees()  # the streamed forward's activations go back to the system when freed
     from .unet import fast_layout
 
     state = load_checkpoint(checkpoint)

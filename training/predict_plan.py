@@ -9,9 +9,9 @@ budget. The default budget is 1 GiB per worker; the volume's size never enters i
 Streamed along z (:mod:`training.stream_forward`, same-padding models), a block needs its
 uint8 input and output (:data:`STREAMED_BYTES_PER_VOXEL`) plus windows of activations in
 proportion to its y-x area, not its depth: measured on 2 cores for the default model
-(widths 12, 24, 48), about 3500 activation values per y-x pixel (14.8 KB in fp32, 7.5 KB in
-bf16, from the growth of the peak between 96^2 and 192^2 pixels at 128 planes; the depth
-added 5 bytes per voxel). The plain forward (valid-padding models) holds everything at
+(widths 12, 24, 48), 10.8 KB per y-x pixel in fp32 and 7.0 KB in bf16 (from the growth of
+the peak between 96^2 and 192^2 pixels at 128 planes; 4 times the depth added 10 bytes
+per voxel). The plain forward (valid-padding models) holds everything at
 once: 414 bytes per voxel in fp32 and 238 in bf16 (128^3). Estimates err on the safe side
 of measured peaks (``tests/training/test_predict_memory.py`` and ``benchmarks/predict.py``),
 plus a reserve of 160 MiB (measured: a 256 MiB limit grew a worker by 316 MiB with 96 reserved).
@@ -32,9 +32,13 @@ FIXED_BYTES_PER_VOXEL = 56
 # streamed, per read voxel: the raw block and its mirrored copy, the uint8 output, its slice and the engine's
 # copies on the way to storage (measured: 5 per voxel in the forward alone)
 STREAMED_BYTES_PER_VOXEL = 16
-# streamed, activation values held per y-x pixel for each unit of "effective width" (the widths, each divided
-# by the pooled area of its level): measured 3500 for the default model, whose effective width is 21
-STREAMED_VALUES_PER_WIDTH = 3500 / 21
+# streamed, per y-x pixel, for the default model (its "effective width", the widths each divided by the pooled
+# area of their level, is 21; other models scale with theirs): activation values in the precision, plus bytes
+# that stay fp32 (the first convolution, the logits on their way to uint8). Measured on 2 cores, from the
+# growth of the peak between 96^2 and 192^2 pixels at 128 planes: 10.8 KB in fp32, 7.0 KB in bf16
+STREAMED_VALUES_PER_PIXEL = 1900
+STREAMED_FP32_BYTES_PER_PIXEL = 3200
+DEFAULT_EFFECTIVE_WIDTH = 21
 SAFETY = 1.2  # allocator slack: freed buffers are not all returned to the system at once
 RESERVED_BYTES = 160 * 2**20  # of the budget: dask's cluster and buffers, oneDNN's kernels and scratch pad, zarr
 MAX_CANDIDATES_PER_AXIS = 64
@@ -71,17 +75,18 @@ def bytes_per_voxel(config, precision: str, depth: int | None = None) -> float:
     if depth is None:
         w = list(config.widths) + [0]
         return SAFETY * (e * (4 * w[0] + 2 * w[1]) + FIXED_BYTES_PER_VOXEL + 4 * config.out_channels)
-    return SAFETY * (STREAMED_BYTES_PER_VOXEL + e * streamed_values_per_pixel(config) / depth)
+    return SAFETY * (STREAMED_BYTES_PER_VOXEL + streamed_bytes_per_pixel(config, e) / depth)
 
 
-def streamed_values_per_pixel(config) -> float:
-    """Activation values a streamed forward holds per y-x pixel of its block (see the module docstring)."""
+def streamed_bytes_per_pixel(config, element: int) -> float:
+    """Bytes a streamed forward holds per y-x pixel of its block, whatever its depth (see the constants)."""
     width, area = 0.0, 1.0
     for level, w in enumerate(config.widths):
         width += w / area
         if level < len(config.downsample):
             area *= float(config.downsample[level][1] * config.downsample[level][2])
-    return STREAMED_VALUES_PER_WIDTH * width
+    scale = width / DEFAULT_EFFECTIVE_WIDTH
+    return scale * (element * STREAMED_VALUES_PER_PIXEL + STREAMED_FP32_BYTES_PER_PIXEL)
 
 
 def block_bytes(config, precision: str, read_shape, streamed: bool) -> float:

@@ -34,8 +34,8 @@ from collections.abc import Callable
 HALO = 2  # two 3x3x3 convolutions per level
 # output planes per step; each window computes at least MIN_PLANES planes of its own level at once
 # (fewer, larger convolutions run faster; the halo recomputed per step is 2 planes of the first conv)
-PLANES = 16
-MIN_PLANES = 8
+PLANES = 8
+MIN_PLANES = 4
 
 
 class Interrupted(Exception):
@@ -44,33 +44,39 @@ class Interrupted(Exception):
 
 class _Planes:
     """Planes of one tensor (1, C, depth, y, x) along z, computed on demand by ``compute(a, b)`` (planes
-    [a, b)), at least ``min_planes`` at a time. Each consumer asks with a nondecreasing start; planes
-    before the lowest start any consumer may still ask for are dropped."""
+    [a, b)), at least ``min_planes`` at a time, and kept as the pieces computed (a request inside one
+    piece is a view, one across pieces a copy of just what it asks for). Each consumer asks with a
+    nondecreasing start; pieces wholly before the lowest start any consumer may still ask for are dropped."""
 
     def __init__(self, depth: int, compute: Callable, min_planes: int, consumers: int):
         self.depth, self.compute, self.min_planes = depth, compute, min_planes
-        self.lo = self.hi = 0
-        self.data = None
+        self.hi = 0
+        self.pieces: list = []  # (first plane, tensor) in z order, contiguous
         self.floors = [0] * consumers
 
     def get(self, a: int, b: int, consumer: int = 0):
         import torch
 
         a, b = max(0, a), min(self.depth, b)
-        if a < self.lo:
-            raise RuntimeError(f"planes [{a}, {b}) asked after planes before {self.lo} were dropped")
+        if self.pieces and a < self.pieces[0][0]:
+            raise RuntimeError(f"planes [{a}, {b}) asked after planes before {self.pieces[0][0]} were dropped")
         if b > self.hi:
             end = min(self.depth, max(b, self.hi + self.min_planes))
-            new = self.compute(self.hi, end)
-            self.data = new if self.data is None else torch.cat([self.data, new], dim=2)
+            self.pieces.append((self.hi, self.compute(self.hi, end)))
             self.hi = end
-        out = self.data[:, :, a - self.lo:b - self.lo]
+        parts = [t[:, :, max(a, z) - z:min(b, z + t.shape[2]) - z] for z, t in self.pieces
+                 if z < b and z + t.shape[2] > a]
+        out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)
         self.floors[consumer] = a
         keep = min(self.floors)
-        if keep - self.lo >= self.min_planes:  # drop in steps: each drop copies what is kept
-            self.data = self.data[:, :, keep - self.lo:].clone()  # a copy: a view would keep the old planes
-            self.lo = keep
+        while self.pieces and self.pieces[0][0] + self.pieces[0][1].shape[2] <= keep:
+            self.pieces.pop(0)
         return out
+
+    @property
+    def held(self) -> int:
+        """Values held now (for tests and memory estimates)."""
+        return sum(t.numel() for _, t in self.pieces)
 
 
 def stream_forward(model, x, *, planes: int = PLANES, should_stop: Callable[[], bool] | None = None,
