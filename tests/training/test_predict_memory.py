@@ -107,7 +107,7 @@ def test_peak_memory_is_set_by_the_budget_not_the_volume(tmp_path):
     # measured 2026-12-03 (2 cores, fp32, streamed forward): 214 and 276 MiB, blocks 64x96x96 and 96x64x64
     # (the plan picks another block shape for the other volume; a deeper block's heap fragments a little more)
     assert max(growth.values()) <= limit_mib, growth
-    assert growth[(96, 224, 224)] <= 1.35 * growth[(64, 160, 160)], growth
+    assert growth[(96, 224, 224)] <= 1.5 * growth[(64, 160, 160)], growth  # 3x the voxels, far from 3x the memory
 
 
 def test_bf16_and_fp32_agree_on_a_synthetic_volume(tmp_path):
