@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 HALO = 2  # two 3x3x3 convolutions per level
 # output planes per step; each window computes at least MIN_PLANES planes of its own level at once. Measured
-# on 2 cores (FIB-25 model, 128x256x256, fp32 / bf16 Mvox/s): 8/16 1.63-1.69 / 2.8-3.5, 16/16 1.66-1.69 /
+# on 2 cores (FIB-25 model, 128x256x256; MIN_PLANES/PLANES: fp32 / bf16 Mvox/s): 8/16 1.63-1.69 / 2.8-3.5, 16/16 1.66-1.69 /
 # 3.1-3.3, 16/32 1.67-1.68 / 3.1-3.2, 4/8 1.65-1.69 / 3.4: the same speed, and 4/8 holds the fewest planes
 # (885 activation values per pixel in windows against 1557 for 8/16)
 PLANES = 8
