@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from report import cpu_name
 
 from chunks import parse_coordinate
 from chunks.cluster import default_workers
@@ -33,13 +34,7 @@ FIB25 = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fib25"
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cores": default_workers(), "cpu": cpu, "python": platform.python_version(),
+    return {"cores": default_workers(), "cpu": cpu_name(), "python": platform.python_version(),
             "load_average_1min_at_start": round(os.getloadavg()[0], 2)}
 
 

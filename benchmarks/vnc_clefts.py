@@ -33,6 +33,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # last: benchmarks/proofreading.py must not shadow the package
+from report import cpu_name
 
 DATA = os.path.join(ROOT, "..", "shared", "data", "vnc", "stack1_train.h5")
 CONFIG = os.path.join(ROOT, "configs", "vnc-clefts.toml")
@@ -140,13 +142,7 @@ def score(probability: np.ndarray, truth: np.ndarray, segments: np.ndarray, voxe
 def machine() -> dict:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    return {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "python": platform.python_version(), "torch": torch.__version__}
 

@@ -173,7 +173,9 @@ def _rebuild_table(table, edges, n, mask):
 
 
 @numba.njit(cache=True)
-def _append(head, tail, nxt, listed, node, entry):
+def append_entry(head, tail, nxt, listed, node, entry):
+    """Append ``entry`` to the singly linked list of ``node`` (``head``/``tail`` per node, ``nxt`` per
+    entry, ``listed`` counts each list's entries); also used by :mod:`.unionfind`."""
     nxt[entry] = -1
     if tail[node] >= 0:
         nxt[tail[node]] = entry
@@ -204,8 +206,8 @@ def _greedy(n, key, u, v, total, area, max_score, table_slots, heap_rows):
         a, b = u[e], v[e]
         edges[e, _A], edges[e, _B], edges[e, _TOT], edges[e, _AREA] = a, b, total[e], area[e]
         edges[e, _TIE0], edges[e, _TIE1] = min(key[a], key[b]), max(key[a], key[b])
-        _append(head, tail, nxt, listed, a, 2 * e)
-        _append(head, tail, nxt, listed, b, 2 * e + 1)
+        append_entry(head, tail, nxt, listed, a, 2 * e)
+        append_entry(head, tail, nxt, listed, b, 2 * e + 1)
         pair = _pair(a, b, n)
         i = _slot(table, pair, mask)
         table[i, 0], table[i, 1] = pair, e
@@ -267,7 +269,7 @@ def _greedy(n, key, u, v, total, area, max_score, table_slots, heap_rows):
                         occupied += 1
                     table[i, 0], table[i, 1] = pair, f
                     edges[f, _A + side] = big
-                    _append(head, tail, nxt, listed, big, entry)
+                    append_entry(head, tail, nxt, listed, big, entry)
                     if occupied * 4 > 3 * capacity:  # too few empty slots left: drop the tombstones
                         occupied = _rebuild_table(table, edges, n, mask)
             entry = following

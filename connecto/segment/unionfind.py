@@ -18,6 +18,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .greedy import append_entry
+
 
 @numba.njit(cache=True, inline="always")
 def _find(parent, x):
@@ -37,13 +39,7 @@ def _join_scores(n, mu, mv, ms, qu, qv):
     count = np.zeros(n, np.int64)
     nxt = np.full(2 * q, -1, np.int64)
     for k in range(2 * q):
-        node = qu[k >> 1] if (k & 1) == 0 else qv[k >> 1]
-        if tail[node] >= 0:
-            nxt[tail[node]] = k
-        else:
-            head[node] = k
-        tail[node] = k
-        count[node] += 1
+        append_entry(head, tail, nxt, count, qu[k >> 1] if (k & 1) == 0 else qv[k >> 1], k)
     for i in range(mu.size):
         a, b = _find(parent, mu[i]), _find(parent, mv[i])
         if a == b:
@@ -60,13 +56,7 @@ def _join_scores(n, mu, mv, ms, qu, qv):
                 if _find(parent, other) == b:
                     out[k] = ms[i]
                 else:  # still pending: the entry moves to the merged region's list
-                    nxt[entry] = -1
-                    if tail[b] >= 0:
-                        nxt[tail[b]] = entry
-                    else:
-                        head[b] = entry
-                    tail[b] = entry
-                    count[b] += 1
+                    append_entry(head, tail, nxt, count, b, entry)
             entry = following
         head[a], tail[a], count[a] = -1, -1, 0
     return out
