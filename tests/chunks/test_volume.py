@@ -110,3 +110,18 @@ def test_volume_pickles_as_its_url(tmp_path):
     vol.write(vol.roi, np.ones((4, 4, 4), np.uint8))
     clone = pickle.loads(pickle.dumps(vol))
     assert clone.writable and np.array_equal(clone.read(), vol.read())
+
+
+def test_a_precomputed_layer_with_a_fractional_voxel_size_is_refused_not_rounded(tmp_path):
+    import json
+
+    from chunks import create_volume, open_volume
+
+    create_volume(f"precomputed://file://{tmp_path}/layer", (8, 16, 16), "uint8", (50, 4, 4))
+    info_path = tmp_path / "layer" / "info"
+    info = json.loads(info_path.read_text())
+    info["scales"][0]["resolution"] = [4.6, 4.6, 50]  # x, y, z as precomputed stores it
+    info_path.write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=r"has voxel size 50, 4\.6, 4\.6 nm \(z, y, x\); connecto works in whole "
+                                         r"nanometres: resample the layer"):
+        open_volume(f"precomputed://file://{tmp_path}/layer")
