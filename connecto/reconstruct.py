@@ -86,7 +86,8 @@ class ReconstructConfig:
         model recommends (its checkpoint's ``extra["threshold"]``), else
         ``connecto.defaults.DEFAULT_THRESHOLD``. ``thresholds`` are additionally evaluated
         when ``ground_truth`` is given.
-    aff_low, aff_high, method, min_size, agglomeration : as :class:`connecto.segment.params.SegmentParams`,
+    aff_low, aff_high, method, min_size, agglomeration, fragment_absorb : as
+        :class:`connecto.segment.params.SegmentParams`,
         whose defaults they share (``min_size`` 0: small segments are kept).
     segment_block_shape : blocks of the segmentation stages (and, with a synapse model, of
         synapse detection and the cleft volume, whose blocks must fit the synapse prediction's
@@ -121,6 +122,7 @@ class ReconstructConfig:
     method: Literal[METHODS] = default("method")
     min_size: NonNegativeInt = default("min_size")
     agglomeration: Literal[AGGLOMERATIONS] = default("agglomeration")  # global / hierarchical / auto (by size)
+    fragment_absorb: NonNegativeInt = default("fragment_absorb")  # voxels; 0: off
     segment_block_shape: Shape | None = None
     ground_truth: Text | None = None
     synapse_checkpoint: Text | None = None
@@ -133,7 +135,7 @@ class ReconstructConfig:
         from connecto.synapses.detect import DetectParams
 
         SegmentParams(aff_low=self.aff_low, aff_high=self.aff_high, method=self.method, min_size=self.min_size,
-                      agglomeration=self.agglomeration)
+                      agglomeration=self.agglomeration, fragment_absorb=self.fragment_absorb)
         build(DetectParams, self.synapse_params, prefix="synapse_params.")
 
 
@@ -275,9 +277,11 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
         # merges above every threshold asked for are never used: not computing them saves time
         params = SegmentParams(aff_low=config.aff_low, aff_high=config.aff_high, method=config.method,
                                min_size=config.min_size, max_score=max((config.threshold, *config.thresholds)),
-                               agglomeration=config.agglomeration)
+                               agglomeration=config.agglomeration, fragment_absorb=config.fragment_absorb)
         segment_params = {**dataclasses.asdict(params), "threshold": config.threshold,
                           "block_shape": config.segment_block_shape}
+        if not params.fragment_absorb:  # off: runs from before the option resume
+            segment_params.pop("fragment_absorb")
         upstream = fp = _fingerprint(upstream, "segment", segment_params)
         if not record.is_done("segment", fp) or _damaged(echo, "segment", _in_run(run_dir, "fragments"),
                                                          _in_run(run_dir, "segmentation")):
@@ -296,7 +300,8 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
         # 4. synapses: predicted from raw, detected against fragments (not segments)
         if config.synapse_checkpoint:
             fragments_fp = _fingerprint(predict_fp, "fragments", params.aff_low, params.aff_high,
-                                        config.segment_block_shape)
+                                        config.segment_block_shape,
+                                        *([params.fragment_absorb] if params.fragment_absorb else []))
             _synapse_stages(config, record, run_dir, raw_volume, ingest_fp, fragments_fp, engine, echo)
         upstream = segment_fp
 

@@ -194,6 +194,13 @@ class TrainConfig:
     # start from another model's weights (every tensor of the same name and shape), e.g. a
     # synapse model from the boundary model trained on the same kind of data
     init_from: Text | None = None
+    # class balancing: each class's per-voxel weight is capped at this (20: rare positives weigh up to
+    # 40x the negatives; a cleft model calibrated closer to its true rate uses ~2)
+    balance_clip: PositiveFloat = 20.0
+    # weight of a soft Dice term added to the BCE (0: BCE alone)
+    dice_weight: NonNegativeFloat = 0.0
+    # "constant" learning rate, or "cosine" decay from learning_rate to 0 over the steps
+    lr_schedule: Literal["constant", "cosine"] = "constant"
 
 
 @schema

@@ -170,7 +170,7 @@ def make_batch(volumes, model: ModelConfig, train: TrainConfig, step: int, valid
         raws.append(raw[np.newaxis])
         targets.append(target)
         masks.append(mask)
-        weights.append(balance_weights(target, mask) * mask)
+        weights.append(balance_weights(target, mask, clip=train.balance_clip) * mask)
     return tuple(np.stack(a).astype(np.float32) for a in (raws, targets, weights, masks))
 
 

@@ -67,6 +67,19 @@ def weighted_bce(logits, target, weights):
     return (sums[counted] / norms[counted]).mean()
 
 
+def soft_dice_loss(logits, target, mask, eps: float = 1.0):
+    """1 - soft Dice of the probabilities against the target within ``mask``, per channel over the batch, averaged
+    over the channels (``train.dice_weight``): it counts each object's overlap, not its voxels, so small objects
+    are not outvoted by large ones."""
+    import torch
+
+    p = torch.sigmoid(logits.float()) * mask
+    t = target * mask
+    dims = (0, *range(2, logits.dim()))
+    dice = (2 * (p * t).sum(dim=dims) + eps) / (p.sum(dim=dims) + t.sum(dim=dims) + eps)
+    return 1 - dice.mean()
+
+
 def affinity_f1(probabilities: np.ndarray, target: np.ndarray, mask: np.ndarray, threshold: float = 0.5) -> float:
     """F1 of boundary detection (affinity < threshold is a boundary), within the mask."""
     m = mask > 0
@@ -142,6 +155,11 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
             logits = model(raw)
         target, weights = (crop_to(a, logits.shape[-3:]) for a in (target, weights))
         loss = weighted_bce(logits, target, weights)
+        if tc.dice_weight:
+            loss = loss + tc.dice_weight * soft_dice_loss(logits, target, weights > 0)
+        if tc.lr_schedule == "cosine":
+            for group in optimizer.param_groups:
+                group["lr"] = tc.learning_rate * 0.5 * (1 + math.cos(math.pi * step / tc.steps))
         if not torch.isfinite(loss):
             last = latest_checkpoint(tc.out_dir)
             raise NaNLossError(f"loss became {loss.item()} at step {step + 1}; stopped. The last good checkpoint is "

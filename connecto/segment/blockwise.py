@@ -102,6 +102,10 @@ def segment_array(affs: np.ndarray, params: SegmentParams = DEFAULT_PARAMS,
     affs = as_uint8_affinities(affs)
     links = link_mask(affs, params.aff_low, params.aff_high)
     labels = watershed(affs, aff_low=params.aff_low, links=links)
+    if params.fragment_absorb > 0:
+        from .absorb import absorb
+
+        labels = absorb(labels.astype(np.uint32), affs, params.fragment_absorb).astype(np.uint64)
     if params.fragment_merge > 0:
         from .premerge import merge_in_block
 
@@ -129,9 +133,14 @@ def fragments_block(params: SegmentParams, id_stride: int, volume_roi: Roi, voxe
     affs = _block_affinities(block, inputs)
     absent = _first_plane_absent(block, volume_roi)
     write = (slice(None), *block.write_slices())
-    links = link_mask(affs, params.aff_low, params.aff_high, absent)[write]
-    background = background_mask(affs, params.aff_low, absent)[block.write_slices()]
-    local, _ = components(links, background)
+    links = link_mask(affs, params.aff_low, params.aff_high, absent)
+    background = background_mask(affs, params.aff_low, absent)
+    if params.fragment_absorb > 0:
+        local = _absorbed_fragments(params, volume_roi, block, affs, links, background)
+        links = links[write]
+    else:
+        links = links[write]
+        local, _ = components(links, background[block.write_slices()])
     if params.fragment_merge > 0:
         from .premerge import merge_in_block
 
@@ -140,6 +149,32 @@ def fragments_block(params: SegmentParams, id_stride: int, volume_roi: Roi, voxe
     table = fragment_table(labels, offset=block.write_roi.begin, volume_roi=volume_roi, voxel_size_nm=voxel_size_nm)
     write_table(table, run_dir, "graph", f"fragments-{block.name}.parquet")
     return {"fragments": labels}
+
+
+def _absorbed_fragments(params: SegmentParams, volume_roi: Roi, block, affs, links, background) -> np.ndarray:
+    """The block's fragments after :mod:`.absorb` on its read region (uint32 ids 1..n in the write Roi)."""
+    import fastremap
+
+    from .absorb import absorb_in_block, trust_links
+
+    read = block.read_roi
+    cut = tuple((bool(rb > vb), bool(re < ve)) for rb, re, vb, ve in
+                zip(read.begin, read.end, volume_roi.begin, volume_roi.end))
+    labels, _ = components(trust_links(links, cut), background)
+    labels = absorb_in_block(labels, affs, params.fragment_absorb, cut,
+                             origin=tuple(r - v for r, v in zip(read.begin, volume_roi.begin)),
+                             volume_shape=tuple(volume_roi.shape))
+    local, _ = fastremap.renumber(labels[block.write_slices()], preserve_zero=True)
+    return local.astype(np.uint32, copy=False)
+
+
+def fragments_context(params: SegmentParams) -> Coordinate:
+    """The context the fragments stage reads around each block."""
+    if params.fragment_absorb > 0:
+        from .absorb import CONTEXT_VOXELS
+
+        return CONTEXT + Coordinate(CONTEXT_VOXELS, CONTEXT_VOXELS, CONTEXT_VOXELS)
+    return CONTEXT
 
 
 def region_graph_block(params: SegmentParams, volume_roi: Roi, run_dir: str, block, inputs):
@@ -167,8 +202,9 @@ def _block_params(params: SegmentParams) -> dict:
     switching it reuses them)."""
     values = asdict(params)
     values.pop("agglomeration")
-    if not values["fragment_merge"]:  # off: plans of runs from before the option stay valid
-        values.pop("fragment_merge")
+    for name in ("fragment_merge", "fragment_absorb"):
+        if not values[name]:  # off: plans of runs from before the option stay valid
+            values.pop(name)
     return values
 
 
@@ -197,7 +233,7 @@ def compute_fragments(affs: Volume, run_dir: str, *, params: SegmentParams = DEF
                         layer_type="segmentation")
     stage = functools.partial(fragments_block, params, block_shape.prod(), affs.roi, affs.voxel_size_nm, run_dir)
     run_blockwise(stage, affs.roi, block_shape, task="fragments", inputs={"affinities": affs},
-                  outputs={"fragments": out}, context=CONTEXT, params={**_block_params(params), "block": list(block_shape)},
+                  outputs={"fragments": out}, context=fragments_context(params), params={**_block_params(params), "block": list(block_shape)},
                   scheduler=scheduler, num_workers=num_workers, overwrite=overwrite, progress=progress)
     return out
 

@@ -62,10 +62,13 @@ def parse_thresholds(text: str) -> list[float]:
 @click.option("--fragment-merge", type=click.FloatRange(0, 1, max_open=True), default=default("fragment_merge"),
               show_default=True, help="agglomerate fragments inside each block up to this merge score first "
               "(fewer, larger fragments; 0: off, block-size invariant)")
+@click.option("--fragment-absorb", type=click.IntRange(min=0), default=default("fragment_absorb"), show_default=True,
+              metavar="VOXELS", help="fragments smaller than this join the neighbour across their strongest contact "
+              "first (far fewer fragments, decided exactly per block; choose the threshold again; 0: off)")
 @click.option("--json", "json_path", default=None, metavar="PATH", help="also write the results as JSON to PATH")
 @engine_options(default_scheduler=DEFAULT_SCHEDULER)
 def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, aff_low, aff_high, min_size,
-            agglomeration, fragment_merge, json_path, scheduler, workers, block_shape, overwrite, progress):
+            agglomeration, fragment_merge, fragment_absorb, json_path, scheduler, workers, block_shape, overwrite, progress):
     """Segment the 3-channel affinity volume AFFINITIES into the run directory OUT.
 
     Writes OUT/fragments, the region graph (OUT/graph), the merge history
@@ -82,7 +85,8 @@ def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, 
     else:  # None: the run takes the model's recommended threshold or the default one
         values = None if threshold is None else [threshold]
     params = SegmentParams(aff_low=aff_low, aff_high=aff_high, method=method, bias=bias, min_size=min_size,
-                           agglomeration=agglomeration, fragment_merge=fragment_merge)
+                           agglomeration=agglomeration, fragment_merge=fragment_merge,
+                           fragment_absorb=fragment_absorb)
     result = run(affinities, out, thresholds=values, ground_truth=ground_truth, params=params,
                  write_segmentation=thresholds is None, block_shape=block_shape, scheduler=scheduler,
                  num_workers=workers, overwrite=overwrite, progress=progress)
