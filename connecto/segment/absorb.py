@@ -32,6 +32,7 @@ scikit-image and waterz have no blockwise, order-free size merge, hence this mod
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 # voxels of context a block reads for absorption: near a block face, the fragments and round-2
@@ -63,37 +64,26 @@ def absorb(labels: np.ndarray, affs: np.ndarray, size: int, *, complete: np.ndar
     n = int(labels.max(initial=0))
     if size <= 0 or n < 2:
         return labels
-    volume_shape = tuple(volume_shape) if volume_shape is not None else labels.shape
+    volume_shape = np.asarray(volume_shape if volume_shape is not None else labels.shape, np.int64)
+    origin = np.asarray(origin, np.int64)
     if complete is None:
         complete = np.ones(n + 1, bool)
+    labels = np.ascontiguousarray(labels)
+    affs = np.ascontiguousarray(affs)
     voxels = np.bincount(labels.ravel(), minlength=n + 1)
-    src, dst, value, position = _contacts(labels, affs, origin, volume_shape)
-    if src.size == 0:
-        return labels
-    # strongest contact first, then the first in the volume's raster order
-    order = np.lexsort((position, -value.astype(np.int16)))
-    src, dst = src[order], dst[order]
-    parent = np.arange(n + 1)
-
-    # round 1: each complete small fragment points across its best contact
-    first = _first_per(src)
-    movers = src[first]
-    chosen = dst[first]
-    keep = complete[movers] & (voxels[movers] < size)
-    _join(parent, movers[keep], chosen[keep])
-    for _ in range(rounds - 1):
-        root = parent.copy()
-        # a set is sure when its fragments and all their neighbours are complete
+    parent = np.arange(n + 1, dtype=np.int64)
+    for round_ in range(rounds):
+        # round 1: a fragment is sure when it is complete; later rounds: a set when its fragments and
+        # all their neighbours are (then no pointer into it is unknown, so its size is exact)
         sure = np.ones(n + 1, bool)
-        np.logical_and.at(sure, root[np.arange(n + 1)], complete)
-        np.logical_and.at(sure, root[src], complete[dst])
-        set_voxels = np.bincount(root, weights=voxels, minlength=n + 1)
-        across = root[src] != root[dst]
-        s_src, s_dst = root[src[across]], root[dst[across]]
-        first = _first_per(s_src)
-        movers, chosen = s_src[first], s_dst[first]
-        keep = sure[movers] & (set_voxels[movers] < size)
-        _join(parent, movers[keep], chosen[keep])
+        np.logical_and.at(sure, parent, complete)
+        set_voxels = np.bincount(parent, weights=voxels, minlength=n + 1)
+        eligible = sure & (set_voxels < size)
+        target = _best_neighbours(labels, affs, origin, volume_shape, parent, eligible, complete, round_ > 0)
+        movers = np.flatnonzero(target >= 0)
+        if movers.size == 0:
+            break
+        _join(parent, movers, target[movers])
     joined = parent[labels]
     joined, _ = fastremap.renumber(joined, preserve_zero=True, in_place=True)
     return joined.astype(np.uint32, copy=False)
@@ -136,33 +126,60 @@ def trust_links(links: np.ndarray, cut_faces) -> np.ndarray:
 
 # --- helpers ----------------------------------------------------------------------------
 
-def _contacts(labels, affs, origin, volume_shape):
-    """Directed contacts between different fragments: (from, to, affinity, position key)."""
-    srcs, dsts, values, positions = [], [], [], []
-    for c in range(3):
-        here = [slice(None)] * 3
-        there = [slice(None)] * 3
-        here[c], there[c] = slice(1, None), slice(None, -1)
-        a, b = labels[tuple(here)], labels[tuple(there)]
-        contact = (a != b) & (a != 0) & (b != 0)
-        where = np.nonzero(contact)
-        zyx = [w + (1 if axis == c else 0) + origin[axis] for axis, w in enumerate(where)]
-        raster = np.ravel_multi_index(zyx, volume_shape).astype(np.int64) * 3 + c
-        value = affs[c][tuple(here)][contact]
-        a, b = a[contact], b[contact]
-        srcs += [a, b]
-        dsts += [b, a]
-        values += [value, value]
-        positions += [raster, raster]
-    return (np.concatenate(srcs).astype(np.int64), np.concatenate(dsts).astype(np.int64),
-            np.concatenate(values), np.concatenate(positions))
-
-
-def _first_per(keys: np.ndarray) -> np.ndarray:
-    """Index of the first occurrence of each key (in the given order)."""
-    _, first = np.unique(keys, return_index=True)
-    return first
-
+@numba.njit(cache=True)
+def _best_neighbours(labels, affs, origin, volume_shape, root, eligible, complete, need_complete_neighbours):
+    """For each eligible root: the root across its strongest contact (ties: the first contact in the
+    volume's raster order), -1 for the others; with ``need_complete_neighbours``, roots with an
+    incomplete neighbour fragment are not eligible. One pass over the voxels."""
+    n = root.size
+    best_value = np.full(n, -1, np.int64)
+    best_position = np.full(n, np.iinfo(np.int64).max, np.int64)
+    target = np.full(n, -1, np.int64)
+    ok = eligible.copy()
+    zs, ys, xs = labels.shape
+    for z in range(zs):
+        for y in range(ys):
+            for x in range(xs):
+                a = labels[z, y, x]
+                if a == 0:
+                    continue
+                ra = root[a]
+                for c in range(3):
+                    if c == 0:
+                        if z == 0:
+                            continue
+                        b = labels[z - 1, y, x]
+                    elif c == 1:
+                        if y == 0:
+                            continue
+                        b = labels[z, y - 1, x]
+                    else:
+                        if x == 0:
+                            continue
+                        b = labels[z, y, x - 1]
+                    if b == 0:
+                        continue
+                    rb = root[b]
+                    if ra == rb:
+                        continue
+                    if need_complete_neighbours:
+                        if not complete[b]:
+                            ok[ra] = False
+                        if not complete[a]:
+                            ok[rb] = False
+                    value = np.int64(affs[c, z, y, x])
+                    position = (((z + origin[0]) * volume_shape[1] + (y + origin[1])) * volume_shape[2]
+                                + (x + origin[2])) * 3 + c
+                    if eligible[ra] and (value > best_value[ra] or
+                                         (value == best_value[ra] and position < best_position[ra])):
+                        best_value[ra], best_position[ra], target[ra] = value, position, rb
+                    if eligible[rb] and (value > best_value[rb] or
+                                         (value == best_value[rb] and position < best_position[rb])):
+                        best_value[rb], best_position[rb], target[rb] = value, position, ra
+    for r in range(n):
+        if not ok[r]:
+            target[r] = -1
+    return target
 
 
 def _join(parent: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
