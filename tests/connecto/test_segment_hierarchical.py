@@ -198,3 +198,40 @@ def test_a_run_killed_mid_agglomeration_resumes_to_the_same_bytes(affinities, tm
     assert len(whole) == 12 and whole == resumed
     mapping = "agglomeration/mapping-0.5000.parquet"
     assert (tmp_path / "whole" / mapping).read_bytes() == (tmp_path / "killed" / mapping).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def weak_walls(labels, tmp_path_factory):
+    """Cell walls whose affinity varies along them (0 to 0.7): a merge between two cells depends on
+    the whole contact, so a block that sees part of it may decide otherwise."""
+    affs = affinities_from_labels(labels, noise=0.25, seed=3).astype(np.float32)
+    _, y, x = np.indices(labels.shape)
+    wave = (0.35 + 0.35 * np.sin(x / 6.0 + y / 9.0)) * 255
+    for c in range(3):
+        here = [slice(None)] * 3
+        there = [slice(None)] * 3
+        here[c], there[c] = slice(1, None), slice(None, -1)
+        wall = np.zeros(labels.shape, bool)
+        wall[tuple(here)] = labels[tuple(here)] != labels[tuple(there)]
+        affs[c][wall] = wave[wall]
+    path = tmp_path_factory.mktemp("weak") / "affs"
+    vol = create_volume(path, labels.shape, np.uint8, (8, 8, 8), chunk_shape=(16, 16, 16), num_channels=3)
+    vol.write(vol.roi, np.clip(affs, 0, 255).astype(np.uint8))
+    return vol
+
+
+def test_above_the_blockwise_score_the_cut_goes_on_as_the_global_agglomeration(weak_walls, tmp_path, monkeypatch):
+    monkeypatch.setitem(hierarchical.agglomerate_hierarchical.__kwdefaults__, "context", 8)
+    exact = run(weak_walls, tmp_path / "global", "global", thresholds=[0.8]).segmentation.read()
+    graphs = []
+    real = hierarchical.agglomerate_mean
+    monkeypatch.setattr(hierarchical, "agglomerate_mean", lambda edges, *a, **k: graphs.append(len(edges)) or
+                        real(edges, *a, **k))
+    went_on = run(weak_walls, tmp_path / "on", "hierarchical", thresholds=[0.8])
+    assert went_on.history.blockwise_up_to == hierarchical.BLOCKWISE_UP_TO < 0.8
+    assert evaluate(went_on.segmentation.read(), exact, ignore_gt_labels=()).voi_sum <= 0.01  # measured: 0.0
+    # the graph between the segments at BLOCKWISE_UP_TO is a fraction of the fragments' graph
+    assert graphs[-1] < len(read_edges(str(tmp_path / "on"))) * 0.25
+    monkeypatch.setattr(hierarchical, "BLOCKWISE_UP_TO", 1.0)  # the blocks decide every merge
+    blocks_only = run(weak_walls, tmp_path / "blocks", "hierarchical", thresholds=[0.8]).segmentation.read()
+    assert evaluate(blocks_only, exact, ignore_gt_labels=()).voi_sum > 0.04  # measured: 0.086
