@@ -73,7 +73,8 @@ def segment(affinities, out, threshold, thresholds, ground_truth, method, bias, 
 
     Writes OUT/fragments, the region graph (OUT/graph), the merge history
     (OUT/agglomeration) and, for a single threshold, OUT/segmentation. Blockwise and
-    seam-free: any --block-shape gives the same segmentation.
+    seam-free: any --block-shape gives the same segmentation (with --fragment-absorb,
+    larger blocks join a few more small fragments near block faces).
     """
     from .blockwise import segment as run
     from .params import SegmentParams
