@@ -21,6 +21,15 @@ def noisy():
     return labels, affinities_from_labels(labels, noise=0.25, seed=3)
 
 
+@pytest.fixture
+def noisy_volume(noisy, tmp_path):
+    labels, data = noisy
+    affs = create_volume(tmp_path / "affs", labels.shape, np.uint8, (8, 8, 8), chunk_shape=(16, 16, 16),
+                         num_channels=3)
+    affs.write(affs.roi, data)
+    return affs
+
+
 def test_a_small_fragment_joins_across_its_strongest_contact_and_two_rounds_join_chains():
     labels = np.array([[[1, 2, 3, 4, 4, 4, 5, 5, 5]]], np.uint32)
     affs = np.zeros((3, 1, 1, 9), np.uint8)
@@ -68,11 +77,8 @@ def test_absorbing_cuts_the_fragments_tenfold_and_keeps_the_accuracy(noisy):
         assert evaluate(b, labels).voi_sum <= evaluate(a, labels).voi_sum + 0.05
 
 
-def test_blocks_only_take_decisions_the_whole_volume_takes(noisy, tmp_path):
-    labels, data = noisy
-    affs = create_volume(tmp_path / "affs", labels.shape, np.uint8, (8, 8, 8), chunk_shape=(16, 16, 16),
-                         num_channels=3)
-    affs.write(affs.roi, data)
+def test_blocks_only_take_decisions_the_whole_volume_takes(noisy, noisy_volume, tmp_path):
+    data, affs = noisy[1], noisy_volume
     params = SegmentParams(fragment_absorb=200)
     whole, _ = segment_array(data, params)
     pieces = compute_fragments(affs, str(tmp_path / "run"), params=params, block_shape=(16, 32, 32),
@@ -86,11 +92,8 @@ def test_blocks_only_take_decisions_the_whole_volume_takes(noisy, tmp_path):
     assert len(np.unique(pieces)) * 4 < len(np.unique(plain))  # measured: 168 against 2576 pieces
 
 
-def test_a_blockwise_run_with_absorbing_is_close_to_the_whole_volume_one(noisy, tmp_path):
-    labels, data = noisy
-    affs = create_volume(tmp_path / "affs", labels.shape, np.uint8, (8, 8, 8), chunk_shape=(16, 16, 16),
-                         num_channels=3)
-    affs.write(affs.roi, data)
+def test_a_blockwise_run_with_absorbing_is_close_to_the_whole_volume_one(noisy, noisy_volume, tmp_path):
+    labels, affs = noisy[0], noisy_volume
     params = SegmentParams(fragment_absorb=200)
     blocks = segment(affs, str(tmp_path / "blocks"), thresholds=[0.5], block_shape=(16, 32, 32), scheduler="sync",
                      progress=False, params=params).segmentation.read()
