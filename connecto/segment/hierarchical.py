@@ -266,7 +266,7 @@ class HierarchicalHistory:
         base = self._blockwise_roots(self.blockwise_up_to)
         if self._continuation is None:
             self._continuation = self._agglomerate_segments(base)
-        ids, history = self._continuation
+        _, history = self._continuation
         mapping = history.mapping(threshold)
         new_root = np.arange(base.size)
         new_root[self.index_of(mapping["fragment"].to_numpy())] = self.index_of(mapping["segment"].to_numpy())

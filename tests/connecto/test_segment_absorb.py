@@ -50,7 +50,7 @@ def test_a_block_leaves_alone_what_it_cannot_see_whole():
     affs = np.full((3, 1, 1, 16), 255, np.uint8)
     affs[2, 0, 0, [6, 7, 13]] = [100, 90, 200]  # contacts 1-2: 100, 2-3: 90, 3-4: 200
     cut = ((False, False), (False, False), (False, True))
-    inside = dict(origin=(0, 0, 0), volume_shape=(1, 1, 64))
+    inside = {"origin": (0, 0, 0), "volume_shape": (1, 1, 64)}
     # 4 touches the cut face: its size is unknown, so it does not move; 2 (complete) joins 1
     assert absorb_in_block(labels, affs, 4, cut, **inside).tolist() == [[[1] * 7 + [2] * 6 + [3] * 3]]
     # seen as a whole volume, 4 (3 voxels) would join 3
