@@ -460,13 +460,26 @@ def _synapse_stages(config: ReconstructConfig, record: _RunRecord, run_dir: str,
         table = detect_synapses_blockwise(prediction, None, open_volume(_in_run(run_dir, "fragments")),
                                           _in_run(run_dir, "synapses.blocks"), params=detect,
                                           block_shape=config.segment_block_shape, overwrite=overwrite, **engine)
-        tmp = table_path + ".tmp"
-        table.to_parquet(tmp, index=False)
-        os.replace(tmp, table_path)
+        _write_parquet(table, table_path)
         write_cleft_volume(prediction, table, _in_run(run_dir, "clefts"), params=detect,
                            block_shape=config.segment_block_shape, overwrite=True, **engine)
         record.finish("synapses", time.perf_counter() - start, synapses=int(table["id"].nunique()),
                       rows=len(table))
+
+
+def _write_parquet(table, path: str) -> None:
+    """``table`` to ``path`` (local: through a temporary file and a rename; in a bucket: one object,
+    replaced whole)."""
+    from chunks.fs import filesystem
+    from chunks.urls import parse_url
+
+    url = parse_url(path)
+    if url.protocol != "file":
+        with filesystem(url).open(url.path, "wb") as f:
+            table.to_parquet(f, index=False)
+        return
+    table.to_parquet(url.path + ".tmp", index=False)
+    os.replace(url.path + ".tmp", url.path)
 
 
 def evaluate_run_synapses(run_dir: str, ground_truth: str, synapse_truth: str, threshold: float,
