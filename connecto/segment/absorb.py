@@ -84,7 +84,7 @@ def absorb(labels: np.ndarray, affs: np.ndarray, size: int, *, complete: np.ndar
         if movers.size == 0:
             break
         _join(parent, movers, target[movers])
-    joined = parent[labels]
+    joined = parent.astype(np.uint32)[labels]  # ids fit: parent holds fragment ids
     joined, _ = fastremap.renumber(joined, preserve_zero=True, in_place=True)
     return joined.astype(np.uint32, copy=False)
 
