@@ -1,6 +1,6 @@
 """Cleft detection on real ssTEM (Drosophila larva VNC): the U-Net and a random-forest baseline, side by side.
 
-    python benchmarks/vnc_clefts.py [--json PATH] [--predict FILE.h5:DATASET --clefts-out OUT.h5]
+    python benchmarks/vnc_clefts.py [--json PATH] [--threads N] [--predict FILE.h5:DATASET --clefts-out OUT.h5]
 
 Data: ../shared/data/vnc/stack1_train.h5 (sections 0..14, 4.6 x 4.6 x 50 nm, cleft masks;
 CC BY-NC-SA, never copied into the repository). Split by sections, as in configs/vnc-clefts.toml:
@@ -59,9 +59,9 @@ def cache_directory(data: str, config: str) -> str:
     return os.path.join(cache_dir(), "vnc-clefts", cache_key(data, config))
 
 
-def train_unet(config_path: str, out_dir: str, progress: bool) -> tuple[str, float, bool]:
+def train_unet(config_path: str, out_dir: str, progress: bool, threads: int | None = None) -> tuple[str, float, bool]:
     """The cleft U-Net's model.pt in ``out_dir`` (trained now unless it is there), the training seconds, and
-    whether it was trained now."""
+    whether it was trained now. ``threads``: CPU threads for training instead of the config's (speed only)."""
     from training.config import load_config
     from training.train import train
 
@@ -70,7 +70,8 @@ def train_unet(config_path: str, out_dir: str, progress: bool) -> tuple[str, flo
         with open(os.path.join(out_dir, "log.json")) as f:
             return model, training_seconds(json.load(f)), False
     config = load_config(config_path)
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, out_dir=out_dir))
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, out_dir=out_dir,
+                                                                   threads=threads or config.train.threads))
     started = time.perf_counter()
     train(config, progress=progress)
     return model, time.perf_counter() - started, True
@@ -169,6 +170,9 @@ def main(argv=None) -> int:
                         help="predict even when the stack's voxel size differs from the model's")
     parser.add_argument("--progress", action="store_true", help="show the training progress bar")
     parser.add_argument("--trees", type=int, default=100, help="the random forest's trees (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for the U-Net's training (default: the config's, else torch's); on a "
+                             "CPU shared with other work 1 thread is faster than 2")
     args = parser.parse_args(argv)
     if bool(args.predict) != bool(args.clefts_out):
         parser.error("--predict and --clefts-out go together")
@@ -183,7 +187,8 @@ def main(argv=None) -> int:
         raw, clefts, membranes = f["raw"][:], f["synapses"][:], f["membranes"][VALIDATION[0]:VALIDATION[1]]
         voxel = [float(v) for v in f.attrs.get("voxel_size_nm", (50.0, 4.6, 4.6))]
     directory = cache_directory(args.data, args.config)
-    model_path, unet_seconds, unet_trained = train_unet(args.config, os.path.join(directory, "unet"), args.progress)
+    model_path, unet_seconds, unet_trained = train_unet(args.config, os.path.join(directory, "unet"), args.progress,
+                                                        args.threads)
     model, state = load_cleft_model(model_path)
     forest, forest_seconds, forest_trained = train_forest(raw, clefts, directory, trees=args.trees)
 

@@ -216,3 +216,51 @@ validation_slab_z = [9, 12]
     again = json.loads((tmp_path / "r.json").read_text())
     assert not again["methods"]["unet"]["trained_in_this_run"]
     assert again["methods"]["unet"]["validation"] == results["methods"]["unet"]["validation"]
+
+
+def test_the_loss_and_schedule_keys_default_to_the_old_training():
+    from training.config import TrainConfig
+
+    defaults = {f: TrainConfig.__dataclass_fields__[f].default for f in ("balance_clip", "dice_weight", "lr_schedule")}
+    assert defaults == {"balance_clip": 20.0, "dice_weight": 0.0, "lr_schedule": "constant"}
+
+
+def test_soft_dice_loss_counts_overlap_and_balance_clip_caps_weights():
+    import torch
+
+    from training.targets import balance_weights
+    from training.train import soft_dice_loss
+
+    target = torch.zeros(1, 1, 1, 32, 32)
+    target[..., 10:14, 4:28] = 1
+    mask = torch.ones_like(target)
+    right, wrong = soft_dice_loss(target * 40 - 20, target, mask), soft_dice_loss(20 - target * 40, target, mask)
+    assert right.item() < 0.01 and wrong.item() > 0.99
+    assert soft_dice_loss(target * 40 - 20, target, torch.zeros_like(mask)).item() < 0.01  # nothing counted
+    w20, w2 = (balance_weights(target[0].numpy(), mask[0].numpy(), clip=c) for c in (20.0, 2.0))
+    assert w20.max() == pytest.approx(1024 / (2 * 96)) and w2.max() == 2.0  # 96 of 1024 pixels positive
+
+
+def test_a_cosine_schedule_ends_near_zero(vnc, tmp_path):
+    import torch
+
+    from training.checkpoint import load_checkpoint
+    from training.config import config_from_dict
+    from training.train import train
+
+    raw, clefts = vnc
+    with h5py.File(tmp_path / "crop.h5", "w") as f:
+        f["raw"], f["clefts"] = raw, clefts
+    config = config_from_dict({
+        "model": {"network": "unet2d", "z_context": 1, "widths": [4, 8], "downsample": [[1, 2, 2]],
+                  "outputs": ["clefts"]},
+        "train": {"out_dir": str(tmp_path / "run"), "steps": 4, "patch_shape": [3, 64, 64], "voxel_size_nm": VOXEL,
+                  "learning_rate": 0.01, "lr_schedule": "cosine", "dice_weight": 1.0, "balance_clip": 2.0,
+                  "threads": 1, "checkpoint_every": 4, "validate_every": 4,
+                  "volumes": [{"raw": f"{tmp_path}/crop.h5:/raw", "clefts": f"{tmp_path}/crop.h5:/clefts",
+                               "voxel_size_nm": VOXEL, "validation_slab_z": [5, 8]}]}})
+    record = train(config, progress=False)
+    assert np.isfinite(record["train_loss"])
+    state = load_checkpoint(str(tmp_path / "run" / "checkpoint_4.pt"), map_location=torch.device("cpu"))
+    lr = state["optimizer"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * 3 / 4)))  # the last step's: 3 of 4 done
