@@ -220,7 +220,7 @@ class HierarchicalHistory:
         # runs from before the global continuation: the blocks decide every threshold
         self.blockwise_up_to = record.get("blockwise_up_to")
         self._cuts: dict[float, np.ndarray] = {}
-        self._continuation = None  # (segment indices at blockwise_up_to, their merge history)
+        self._continuation = None  # (the roots at blockwise_up_to, their segments' merge history)
 
     @property
     def fragment_ids(self) -> np.ndarray:
@@ -263,10 +263,10 @@ class HierarchicalHistory:
 
     def _continued(self, threshold: float) -> np.ndarray:
         """The cut above ``blockwise_up_to``: the segments there, agglomerated on (module docstring, step 2)."""
-        base = self._blockwise_roots(self.blockwise_up_to)
-        if self._continuation is None:
-            self._continuation = self._agglomerate_segments(base)
-        _, history = self._continuation
+        if self._continuation is None:  # the cut at blockwise_up_to and its graph, once per history
+            base = self._blockwise_roots(self.blockwise_up_to)
+            self._continuation = (base, self._agglomerate_segments(base)[1])
+        base, history = self._continuation
         mapping = history.mapping(threshold)
         new_root = np.arange(base.size)
         new_root[self.index_of(mapping["fragment"].to_numpy())] = self.index_of(mapping["segment"].to_numpy())

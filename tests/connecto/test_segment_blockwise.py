@@ -8,7 +8,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from chunks import BlockFailedError, IncompatibleVolumeError, create_volume
-from connecto.segment.affinities import AffinityError, affinities_from_labels
+from connecto.segment.affinities import AffinityError
 from connecto.segment.blockwise import (
     GRAPH_COLUMNS,
     SegmentParams,
@@ -27,19 +27,6 @@ def voronoi_labels(shape=(48, 64, 64), cells=60, seed=0):
     points = rng.random((cells, 3)) * np.array(shape)
     grid = np.indices(shape).reshape(3, -1).T
     return (cKDTree(points).query(grid)[1].reshape(shape) + 1).astype(np.uint64)
-
-
-@pytest.fixture(scope="module")
-def labels():
-    return voronoi_labels()
-
-
-@pytest.fixture(scope="module")
-def affinities(labels, tmp_path_factory):
-    path = tmp_path_factory.mktemp("affs") / "affs"
-    vol = create_volume(path, labels.shape, np.uint8, (8, 8, 8), chunk_shape=(16, 16, 16), num_channels=3)
-    vol.write(vol.roi, affinities_from_labels(labels, noise=0.25, seed=3))
-    return vol
 
 
 def run(affinities, run_dir, block_shape, **kwargs):

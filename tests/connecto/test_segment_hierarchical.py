@@ -14,22 +14,9 @@ from connecto.segment.graph_store import read_block_mapping, write_block_mapping
 from connecto.segment.small import absorb_small
 from connecto.segment.unionfind import flatten, join_scores, union_pairs
 
-from .test_segment_blockwise import voronoi_labels
-
 BLOCK = (16, 32, 32)  # 12 blocks of the 48x64x64 volume
 
 
-@pytest.fixture(scope="module")
-def labels():
-    return voronoi_labels()
-
-
-@pytest.fixture(scope="module")
-def affinities(labels, tmp_path_factory):
-    path = tmp_path_factory.mktemp("affs") / "affs"
-    vol = create_volume(path, labels.shape, np.uint8, (8, 8, 8), chunk_shape=(16, 16, 16), num_channels=3)
-    vol.write(vol.roi, affinities_from_labels(labels, noise=0.25, seed=3))
-    return vol
 
 
 def run(affinities, run_dir, mode, block_shape=BLOCK, **kwargs):
