@@ -108,3 +108,15 @@ def test_the_option_is_recorded_only_when_on():
     assert _block_params(SegmentParams(fragment_absorb=500))["fragment_absorb"] == 500
     with pytest.raises(ValueError, match=r"fragment_absorb -1 must be >= 0"):
         SegmentParams(fragment_absorb=-1)
+
+
+def test_a_mistyped_config_value_or_key_is_refused_in_one_line(tmp_path):
+    from connecto.reconstruct import load_reconstruct_config
+    from training.schema import ConfigError
+
+    path = tmp_path / "run.toml"
+    for line, message in (("fragment_absorb = -5", r"fragment_absorb = -5: expected an integer >= 0"),
+                          ("fragment_absorbb = 5", r"unknown key 'fragment_absorbb' \(did you mean 'fragment_absorb'\?\)")):
+        path.write_text(f'raw = "x.zarr"\nrun_dir = "run"\ncheckpoint = "c.pt"\n{line}\n')
+        with pytest.raises(ConfigError, match=message):
+            load_reconstruct_config(str(path))
