@@ -6,6 +6,9 @@
 - ``"sync"``: no dask at all, blocks run one after another in this process (debugging)
 - ``"tcp://host:port"`` (or any dask address): an existing cluster, e.g. cloud workers
 - a ``distributed.Client``: used as is
+
+Every client gets :class:`chunks.worker_setup.WorkerSetup` on its workers: zarr's codec
+threads limited to each worker's threads, and the caller's ``warm_up`` modules run once.
 """
 
 from __future__ import annotations
@@ -25,14 +28,19 @@ def default_workers() -> int:
 
 
 @contextlib.contextmanager
-def connect(scheduler=None, num_workers: int | None = None):
-    """Yield a ``distributed.Client`` (or None for ``"sync"``) and close what was opened here."""
+def connect(scheduler=None, num_workers: int | None = None, warm_up: tuple[str, ...] = ()):
+    """Yield a ``distributed.Client`` (or None for ``"sync"``) and close what was opened here.
+
+    ``warm_up``: modules whose ``warm_up()`` every worker runs once (compiled kernels loaded
+    at cluster start, not inside a stage's first block).
+    """
     if scheduler == "sync":
         yield None
         return
     from distributed import Client, LocalCluster
 
     if isinstance(scheduler, Client):
+        _set_up_workers(scheduler, warm_up)
         yield scheduler
         return
     workers = num_workers or default_workers()
@@ -54,6 +62,7 @@ def connect(scheduler=None, num_workers: int | None = None):
             ) from exc
         client = Client(cluster)
         try:
+            _set_up_workers(client, warm_up)
             yield client
         finally:
             client.close()
@@ -68,6 +77,14 @@ def connect(scheduler=None, num_workers: int | None = None):
     except OSError as exc:
         raise ConnectionError(f"cannot reach dask scheduler at {scheduler}: {exc}") from None
     try:
+        _set_up_workers(client, warm_up)
         yield client
     finally:
         client.close()
+
+
+def _set_up_workers(client, warm_up: tuple[str, ...]) -> None:
+    """Register :class:`chunks.worker_setup.WorkerSetup` (workers joining later run it too)."""
+    from .worker_setup import WorkerSetup
+
+    client.register_plugin(WorkerSetup(tuple(warm_up)), name="connecto-worker-setup-" + "-".join(warm_up))

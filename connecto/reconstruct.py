@@ -39,6 +39,7 @@ from chunks import open_volume
 from chunks.cluster import connect
 from connecto.defaults import DEFAULT_SCHEDULER, DEFAULT_THRESHOLD
 from connecto.segment.graph_store import join as _in_run  # a path in a run directory, local or in a bucket
+from connecto.segment.blockwise import WARM_UP as SEGMENT_WARM_UP
 from connecto.segment.params import AGGLOMERATIONS, METHODS, SegmentParams, default
 from training.precision import PRECISIONS
 from training.schema import (
@@ -244,7 +245,7 @@ def reconstruct(config: ReconstructConfig, *, progress: bool = True, echo=None) 
     record.data["config"] = dataclasses.asdict(config)
     record.save()
     upstream = ""
-    with connect(config.scheduler or DEFAULT_SCHEDULER, config.workers) as client:
+    with connect(config.scheduler or DEFAULT_SCHEDULER, config.workers, warm_up=SEGMENT_WARM_UP) as client:
         scheduler = client if client is not None else "sync"
         engine = {"scheduler": scheduler, "progress": progress}
 

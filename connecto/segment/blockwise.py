@@ -77,6 +77,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 CONTEXT = Coordinate(2, 2, 2)  # a link depends on the edges within two voxels (see .fragments)
+WARM_UP = ("connecto.segment.warm",)  # what every worker loads when a segmentation connects (chunks.cluster)
 
 
 @dataclass
@@ -273,6 +274,13 @@ def agglomerate_run(run_dir: str, params: SegmentParams = DEFAULT_PARAMS, *, edg
     return history
 
 
+def write_mappings(run_dir: str, history: MergeHistory, threshold: float, params: SegmentParams, id_stride: int,
+                   **tables) -> tuple[str, str]:
+    """The mapping at ``threshold`` as one table and split per block: (its path, the per-block folder)."""
+    mapping_path = write_mapping(run_dir, history, threshold, params, **tables)
+    return mapping_path, write_block_mappings(read_table(mapping_path), run_dir, threshold, id_stride)
+
+
 def relabel_volume(fragments: Volume, mapping_path: str, out_url: str, *, id_stride: int, block_shape=None,
                    scheduler=DEFAULT_SCHEDULER, num_workers=None, overwrite=False, progress=True,
                    block_mappings: str | None = None) -> Volume:
@@ -357,7 +365,7 @@ def segment(affinities, run_dir: str, *, thresholds=None, ground_truth=None, par
         remove_folder(run_dir, "agglomeration")
     mode = params.agglomeration_for(int(affs.roi.shape.prod()))
     seconds = {}
-    with connect(DEFAULT_SCHEDULER if scheduler is None else scheduler, num_workers) as client:
+    with connect(DEFAULT_SCHEDULER if scheduler is None else scheduler, num_workers, warm_up=WARM_UP) as client:
         engine = {"block_shape": block_shape, "scheduler": "sync" if client is None else client,
                   "num_workers": num_workers, "overwrite": overwrite, "progress": progress}
         start = time.perf_counter()
@@ -390,9 +398,12 @@ def segment(affinities, run_dir: str, *, thresholds=None, ground_truth=None, par
             seconds["evaluate"] = time.perf_counter() - start
         if write_segmentation and len(thresholds) == 1:
             start = time.perf_counter()
-            mapping_path = write_mapping(run_dir, history, thresholds[0], params, **tables)
+            write = functools.partial(write_mappings, run_dir, history, thresholds[0], params, block_shape.prod())
+            if mode == "hierarchical" and client is not None:  # on a worker: the driver stays light (and
+                mapping_path, folder = client.submit(write, pure=False).result()  # its kernels are loaded)
+            else:
+                mapping_path, folder = write(**tables)
             tables.clear()  # the graph is not needed any more
-            folder = write_block_mappings(read_table(mapping_path), run_dir, thresholds[0], block_shape.prod())
             result.segmentation = relabel_volume(fragments, mapping_path, join(run_dir, "segmentation"),
                                                  id_stride=block_shape.prod(), block_mappings=folder, **engine)
             seconds["relabel"] = time.perf_counter() - start

@@ -169,3 +169,33 @@ def test_hierarchical_segment_on_a_tcp_cluster_survives_a_killed_worker(tmp_path
     assert np.array_equal(result.segmentation.read(), reference)
     log = (tmp_path / "cluster.log").read_text()
     assert "exceeded" not in log and "Restarting worker" not in log, log[-2000:]
+
+
+def _codec_pool_width_after_a_read(url):
+    import zarr.core.sync
+
+    open_volume(url).read()
+    return zarr.core.sync._executor._max_workers
+
+
+def _segment_kernels_loaded():
+    from connecto.segment import absorb, greedy, unionfind
+
+    # the kernels called from Python (the ones they call are compiled into them)
+    dispatchers = [unionfind._union_pairs, unionfind._join_scores, unionfind._flatten, greedy._greedy,
+                   absorb._best_neighbours]
+    return [bool(f.signatures) for f in dispatchers]
+
+
+def test_each_worker_decodes_with_its_own_threads_and_is_warmed_up(tmp_path):
+    """zarr's codec pool is as wide as the worker's threads (not the machine's cores), and the warm-up
+    modules ran on every worker before any block (their compiled kernels are loaded)."""
+    from chunks.cluster import connect
+
+    raw = create_volume(str(tmp_path / "raw.zarr"), (8, 32, 32), "uint8", (8, 8, 8), chunk_shape=(4, 8, 8))
+    raw.write(raw.roi, np.ones((8, 32, 32), np.uint8))
+    with connect("local", 2, warm_up=("connecto.segment.warm",)) as client:
+        widths = client.run(_codec_pool_width_after_a_read, str(tmp_path / "raw.zarr"))
+        loaded = client.run(_segment_kernels_loaded)
+    assert list(widths.values()) == [1, 1]
+    assert len(loaded) == 2 and all(all(v) for v in loaded.values()), loaded

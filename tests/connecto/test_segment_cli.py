@@ -82,7 +82,7 @@ def test_segment_takes_the_threshold_the_model_recommends_and_runs_on_threads(vo
     from connecto.segment import blockwise
 
     schedulers = []
-    monkeypatch.setattr(blockwise, "connect", lambda scheduler, workers: schedulers.append(scheduler) or
+    monkeypatch.setattr(blockwise, "connect", lambda scheduler, workers, warm_up=(): schedulers.append(scheduler) or
                         connect("sync", workers))
     create_volume(volumes / "affs", (16, 32, 32), np.uint8, (8, 8, 8), chunk_shape=(8, 16, 16),
                   num_channels=3).update_attrs({"threshold": 0.3})  # as `connecto predict` records it
