@@ -95,30 +95,32 @@ def group_graph(run_dir: str, block, grid: Coordinate, volume_roi: Roi, context:
     within ``context`` voxels of it, the edges between them) and the edges the block owns."""
     region = block.write_roi.grow(Coordinate((max(context, 1),) * 3)).intersect(volume_roi)
     low, high = np.asarray(region.begin), np.asarray(region.end)
-    fragments, edges, own_edges = [], [], None
+    names = []
     for index in np.ndindex(*(3,) * 3):
         neighbour = np.asarray(block.index) + np.asarray(index) - 1
-        if np.any(neighbour < 0) or np.any(neighbour >= np.asarray(grid)):
-            continue
-        name = block_name(neighbour)
+        if not (np.any(neighbour < 0) or np.any(neighbour >= np.asarray(grid))):
+            names.append((block_name(neighbour), tuple(index) == (1, 1, 1)))
+    fragments = []
+    for name, _ in names:
         table = _read_block_table(run_dir, f"fragments-{name}.parquet", _GROUP_FRAGMENT_COLUMNS)
         if table is not None and len(table):
             begin = table[["bbox_z0", "bbox_y0", "bbox_x0"]].to_numpy()
             end = table[["bbox_z1", "bbox_y1", "bbox_x1"]].to_numpy()
             near = np.all((begin < high) & (end > low), axis=1)
             fragments.append(table.loc[near, ["id", "anchor"]])
-        table = _read_block_table(run_dir, f"edges-{name}.parquet", GRAPH_COLUMNS)
-        if table is not None:
-            edges.append(table)
-            if tuple(index) == (1, 1, 1):
-                own_edges = table
     fragments = pd.concat(fragments, ignore_index=True).sort_values("id", ignore_index=True) if fragments else \
         pd.DataFrame({"id": np.empty(0, np.uint64), "anchor": np.empty(0, np.int64)})
     ids = fragments["id"].to_numpy(np.uint64)
-    edges = pd.concat(edges, ignore_index=True) if edges else None
-    if edges is not None and len(ids):
-        inside = _member(ids, edges["u"].to_numpy(np.uint64)) & _member(ids, edges["v"].to_numpy(np.uint64))
-        edges = edges[inside].sort_values(["u", "v"], ignore_index=True)
+    edges, own_edges = [], None
+    for name, own in names:  # each neighbour's table cut to the group as it is read: memory is the group's
+        table = _read_block_table(run_dir, f"edges-{name}.parquet", GRAPH_COLUMNS)
+        if table is None:
+            continue
+        if own:
+            own_edges = table
+        inside = _member(ids, table["u"].to_numpy(np.uint64)) & _member(ids, table["v"].to_numpy(np.uint64))
+        edges.append(table[inside])
+    edges = pd.concat(edges, ignore_index=True).sort_values(["u", "v"], ignore_index=True) if edges else None
     return edges, fragments, own_edges
 
 

@@ -1,5 +1,6 @@
 """Cloud-worker mode for real: a dask scheduler and two dask workers as separate processes."""
 
+import dataclasses
 import functools
 import os
 import shutil
@@ -27,6 +28,7 @@ def slow_invert(delay, block, inputs):
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_MEMORY_LIMIT = "1.5GB"
+SMALL_WORKER_LIMIT = "750MB"
 
 
 def _free_port() -> int:
@@ -35,20 +37,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(args, log):
+def _start(args, log, env=None):
     # as on a real cluster, workers run the same code: this test module is importable there
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, **(env or {}),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
-def _cluster(tmp_path, worker_args):
+def _cluster(tmp_path, worker_args, env=None):
     if not DASK.exists() and not shutil.which("dask"):
         pytest.skip("the dask command line (distributed) is not installed")
     dask = str(DASK) if DASK.exists() else shutil.which("dask")
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     log = open(tmp_path / "cluster.log", "w")
-    procs = [_start([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], log)]
+    procs = [_start([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], log, env)]
     time.sleep(1.0)
     workers = [
         _start([dask, "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard", *worker_args,
@@ -84,6 +87,13 @@ def dask_cluster(tmp_path):
 def limited_cluster(tmp_path):
     """Workers under a nanny with a memory limit: one that goes over it is killed and restarted."""
     yield from _cluster(tmp_path, ["--memory-limit", WORKER_MEMORY_LIMIT])
+
+
+@pytest.fixture
+def small_workers(tmp_path):
+    """Workers with 750 MB each; a task that takes one over it fails at once (no retries on other workers)."""
+    yield from _cluster(tmp_path, ["--memory-limit", SMALL_WORKER_LIMIT],
+                        env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"})
 
 
 def test_run_on_a_tcp_cluster_survives_a_killed_worker(tmp_path, dask_cluster):
@@ -178,6 +188,11 @@ def _codec_pool_width_after_a_read(url):
     return zarr.core.sync._executor._max_workers
 
 
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:  # VmHWM: this process's own peak (ru_maxrss can be the parent's)
+        return int(f.read().split("VmHWM:")[1].split()[0]) / 1024
+
+
 def _segment_kernels_loaded():
     from connecto.segment import absorb, greedy, unionfind
 
@@ -199,3 +214,39 @@ def test_each_worker_decodes_with_its_own_threads_and_is_warmed_up(tmp_path):
         loaded = client.run(_segment_kernels_loaded)
     assert list(widths.values()) == [1, 1]
     assert len(loaded) == 2 and all(all(v) for v in loaded.values()), loaded
+
+
+def test_a_volume_whose_global_step_kills_a_worker_segments_hierarchically_on_the_same_workers(tmp_path,
+                                                                                              small_workers):
+    """Workers limited to 750 MB: the hierarchical segmentation of this volume finishes on them with no worker
+    going over the limit, and finds the true cells; the global agglomeration of the same region graph, run as
+    a task on one of those workers, takes it over the limit and the nanny kills it."""
+    from distributed import KilledWorker
+
+    from connecto.segment.affinities import affinities_from_labels
+    from connecto.segment.blockwise import SegmentParams, agglomerate_run, segment
+    from connecto.segment.evaluate import evaluate
+    from tests.connecto.test_segment_blockwise import voronoi_labels
+
+    address, client, _workers = small_workers
+    labels = voronoi_labels((64, 320, 320), cells=80_000, seed=4)
+    affs = create_volume(str(tmp_path / "affs"), labels.shape, np.uint8, (8, 8, 8), chunk_shape=(32, 64, 64),
+                         num_channels=3)
+    affs.write(affs.roi, affinities_from_labels(labels, noise=0.3, seed=3))
+    params = SegmentParams(agglomeration="hierarchical", min_size=0)  # cells of ~80 voxels: keep them
+    run = str(tmp_path / "run")
+    result = segment(affs, run, params=params, block_shape=(32, 128, 128), scheduler=address, progress=False)
+    log = (tmp_path / "cluster.log").read_text()
+    assert "exceeded" not in log and "Restarting worker" not in log, log[-2000:]
+    peaks = client.run(_peak_rss_mb)
+    assert max(peaks.values()) < 0.8 * 750, peaks  # below where dask pauses a worker, too
+    truth = evaluate(result.segmentation.read(), labels)
+    assert truth.voi_sum < 0.3, truth
+
+    # the same run's global step, where the workers would have to run it
+    with pytest.raises(KilledWorker):
+        client.submit(agglomerate_run, run, dataclasses.replace(params, agglomeration="global"),
+                      pure=False).result(timeout=120)
+    log = (tmp_path / "cluster.log").read_text()
+    assert "exceeded" in log or "Restarting worker" in log, log[-2000:]
+    print("hierarchical: workers' peak RSS (MB)", peaks)
