@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 import re
@@ -14,20 +15,27 @@ FORMAT = "connecto-affinities-v1"
 # affinities (save_checkpoint(..., extra={"threshold": 0.6})); prediction copies it into the
 # affinity volume's attributes under the same key, where segmentation finds it.
 THRESHOLD_KEY = "threshold"
+LSD_PREFIX = "lsd_head."  # the weights of the training-only LSD head (training.unet.UNet3d.lsd_head)
 
 
 def save_checkpoint(path: str, model, model_config: ModelConfig, *, step: int, optimizer=None,
                     raw_dtype: str = "uint8", voxel_size_nm=None, extra: dict | None = None,
-                    precision: str | None = None) -> None:
+                    precision: str | None = None, inference: bool = False) -> None:
     """Write atomically (temp file + rename): a crash never leaves a half-written checkpoint.
 
-    ``precision`` records what the model was trained in (fp32, bf16, fp16)."""
+    ``precision`` records what the model was trained in (fp32, bf16, fp16). ``inference``: only what
+    prediction uses, without a training-only LSD head (its weights and ``lsd_head`` in the config), so
+    the file is the one a model trained without the head would be: the file to ship."""
     import torch
 
+    weights = model.state_dict()
+    if inference and model_config.lsd_head:
+        weights = {k: v for k, v in weights.items() if not k.startswith(LSD_PREFIX)}
+        model_config = dataclasses.replace(model_config, lsd_head=False)
     state = {
         "format": FORMAT,
         "model_config": _plain(config_to_dict(model_config)),
-        "model": model.state_dict(),
+        "model": weights,
         "step": int(step),
         "raw_dtype": raw_dtype,
         "voxel_size_nm": list(voxel_size_nm) if voxel_size_nm is not None else None,
@@ -92,9 +100,9 @@ def _load_failure(exc: Exception) -> str:
 
 def model_config_from_checkpoint(state: dict) -> ModelConfig:
     values = dict(state["model_config"])
-    if not values.pop("lsd_head", False):  # an unused flag of early checkpoints
-        return ModelConfig(**values)
-    raise ValueError("the checkpoint asks for an LSD head, which this version of connecto does not build")
+    if values.get("lsd_head") and not any(k.startswith(LSD_PREFIX) for k in state.get("model", {})):
+        values["lsd_head"] = False  # early checkpoints carried the flag unused, with no LSD weights
+    return ModelConfig(**values)
 
 
 def build_model(state: dict):

@@ -34,6 +34,7 @@ from pydantic import BeforeValidator, Field
 
 from .precision import PRECISIONS
 from .schema import (
+    Bool,
     ConfigError,
     Fraction,
     Int,
@@ -92,8 +93,14 @@ class ModelConfig:
     # channels (training.unet2d; for anisotropic ssTEM), "unet3d": the 3D U-Net (training.unet)
     network: Literal["unet3d", "unet2d"] = "unet3d"
     z_context: NonNegativeInt = 0
+    # a training-only head of local shape descriptors (Sheridan et al. 2022, multitask LSDs): a 1x1x1
+    # convolution next to the affinity head, trained with an MSE loss (train.lsd_sigma_nm, train.lsd_weight)
+    # and dropped from the final model.pt: prediction gives the same channels as without it
+    lsd_head: Bool = False
 
     def __post_init__(self):
+        if self.lsd_head and self.network != "unet3d":
+            raise ValueError(f"lsd_head = true needs network 'unet3d' (got {self.network!r})")
         if len(set(self.outputs)) != len(self.outputs):
             raise ValueError(f"outputs {list(self.outputs)} must be a non-empty list of distinct heads from "
                              f"{list(OUTPUTS)}")
@@ -201,6 +208,10 @@ class TrainConfig:
     dice_weight: NonNegativeFloat = 0.0
     # "constant" learning rate, or "cosine" decay from learning_rate to 0 over the steps
     lr_schedule: Literal["constant", "cosine"] = "constant"
+    # model.lsd_head: the Gaussian window (sigma, nm) of the local shape descriptor targets, and the weight of
+    # their MSE loss beside the affinity loss
+    lsd_sigma_nm: PositiveFloat = 80.0
+    lsd_weight: PositiveFloat = 1.0
 
 
 @schema

@@ -16,7 +16,7 @@ from chunks.sources import open_readable
 
 from .augment import augment
 from .config import ModelConfig, TrainConfig, VolumeSpec
-from .targets import affinities_from_labels, balance_weights, membranes_to_labels, synapse_targets
+from .targets import affinities_from_labels, balance_weights, lsd_targets, membranes_to_labels, synapse_targets
 
 
 @dataclass
@@ -165,6 +165,8 @@ def make_batch(volumes, model: ModelConfig, train: TrainConfig, step: int, valid
         if train.augment and not validation:
             raw, labels, clefts = _augment_with_clefts(raw, labels, clefts, rng)
         parts = [_head_targets(output, vol, labels, clefts, model, train) for output in model.outputs]
+        if model.lsd_head:  # training-only channels after the heads' own (training.train splits them off)
+            parts.append(lsd_targets(labels, vol.voxel_size_nm, train.lsd_sigma_nm))
         target = np.concatenate([p[0] for p in parts])
         mask = np.concatenate([p[1] for p in parts])
         raws.append(raw[np.newaxis])

@@ -47,7 +47,16 @@ def _number(value):
     return value
 
 
+def _boolean(value):
+    if not isinstance(value, bool):
+        kind = "text" if isinstance(value, str) else "a number" if isinstance(value, (int, float)) else "a list or table"
+        raise PydanticCustomError("bool_type", "{kind} is not true/false", {"kind": kind})
+    return value
+
+
 # the field types of the configs; ``description`` is the "expected ..." of an error message
+# (Bool: true or false only; pydantic's lax bool would read "yes", "off" or 1 as a switch)
+Bool = Annotated[bool, BeforeValidator(_boolean), Field(description="true or false")]
 Float = Annotated[float, BeforeValidator(_number), Field(description="a number")]
 Int = Annotated[int, BeforeValidator(_number), Field(description="an integer")]
 PositiveFloat = Annotated[Float, Field(gt=0, description="a number > 0")]

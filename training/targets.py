@@ -137,3 +137,40 @@ def _pair_member(first: np.ndarray, second: np.ndarray, pairs: np.ndarray) -> np
     key = inverse[:n] * len(values) + inverse[n:2 * n]
     pair_key = inverse[2 * n:2 * n + k] * len(values) + inverse[2 * n + k:]
     return np.isin(key, pair_key)
+
+
+# the channels of :func:`lsd_targets`, in the order of Sheridan et al. 2022 (lsd, lsd_lite)
+LSD_CHANNELS = ("offset_z", "offset_y", "offset_x", "variance_z", "variance_y", "variance_x",
+                "pearson_zy", "pearson_zx", "pearson_yx", "size")
+
+
+def lsd_targets(labels: np.ndarray, voxel_size_nm, sigma_nm: float, downsample: int = 2):
+    """Local shape descriptors (10, z, y, x) in [0, 1] and their mask (labelled voxels) for ``labels`` (0 = unlabelled).
+
+    Per label, statistics of the label's voxels under a Gaussian window of ``sigma_nm`` centred on each
+    of its voxels (Sheridan et al. 2022): the mean offset to the window's centre of mass (3, divided
+    by sigma, 0.5 = none), the variances (3, divided by sigma^2), the Pearson correlations (3, 0.5 =
+    none) and the window's mass inside the label (1). Computed by funkelab's ``lsd_lite.get_lsds``;
+    it takes integer voxel sizes only (4.6 nm would become 4), so it gets sigma in voxels per axis and
+    unit voxels, which gives the same descriptors (offsets and variances are in units of sigma).
+    ``downsample`` 2 computes the statistics on every second voxel (7x faster: 0.35 s instead of 2.3 s
+    for a 32x80x80 FIB-25 patch; a window of several voxels changes little between neighbours); a patch
+    whose shape it does not divide is computed at full resolution. Objects are cut at the patch faces:
+    the network sees the faces too (zero padding), and the descriptors are an auxiliary target.
+
+    >>> labels = np.zeros((1, 1, 9), np.uint64); labels[..., 2:] = 1
+    >>> lsds, mask = lsd_targets(labels, (10, 10, 10), sigma_nm=20, downsample=1)
+    >>> bool(lsds[2, 0, 0, 2] > 0.5 > lsds[2, 0, 0, 8]), mask[:, 0, 0, :2].max().item()
+    (True, 0.0)
+    """
+    from lsd_lite import get_lsds
+
+    voxel_size_nm = tuple(float(v) for v in voxel_size_nm)
+    if labels.ndim != 3 or len(voxel_size_nm) != 3:
+        raise ValueError(f"local shape descriptors need a 3D label patch and 3 voxel sizes; got shape "
+                         f"{labels.shape} and voxel size {voxel_size_nm}")
+    factor = downsample if all(s % downsample == 0 for s in labels.shape) else 1
+    sigma_voxels = tuple(sigma_nm / v for v in voxel_size_nm)
+    lsds = get_lsds(np.ascontiguousarray(labels), sigma=sigma_voxels, voxel_size=(1, 1, 1), downsample=factor)
+    mask = np.broadcast_to(labels != 0, lsds.shape).astype(np.float32)
+    return lsds.astype(np.float32, copy=False), mask

@@ -1,10 +1,12 @@
-"""The training loop: AdamW on class-balanced BCE over every head's channels, checkpoints, resume, validation log.
+"""The training loop: AdamW on class-balanced BCE over every head's channels (and the MSE of a training-only
+LSD head, ``model.lsd_head``), checkpoints, resume, validation log.
 
 The heads (``model.outputs``): affinities, and/or synapses (cleft, pre side, post side;
 see ``targets.synapse_targets``). ``out_dir`` receives ``checkpoint_<step>.pt`` every
-``checkpoint_every`` steps, ``model.pt`` (the final weights without optimizer state, the
-file to ship) at the end, ``log.csv`` and ``log.json`` (step, train loss, validation loss
-and each head's F1: boundary; cleft, pre side, post side) and ``curve.png``.
+``checkpoint_every`` steps, ``model.pt`` (the final weights without optimizer state and
+without an LSD head: the file to ship) at the end, ``log.csv`` and ``log.json`` (step, train
+loss, validation loss (and LSD loss) and each head's F1: boundary; cleft, pre side, post side)
+and ``curve.png``.
 Rerunning with the same config resumes from the latest checkpoint and continues with the
 exact batches an uninterrupted run would have used.
 """
@@ -20,7 +22,7 @@ import time
 
 import numpy as np
 
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import LSD_PREFIX, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import SYNAPSE_CHANNELS, Config, config_to_dict
 from .data import Prefetcher, load_volume, make_batch
 from .precision import resolve_precision
@@ -65,6 +67,21 @@ def weighted_bce(logits, target, weights):
     if not counted.any():
         return per_voxel.sum()  # nothing to learn from this batch: zero, with a graph
     return (sums[counted] / norms[counted]).mean()
+
+
+def forward_for_training(model, raw):
+    """(head logits, LSD logits or None): a model with an LSD head (``model.lsd_head``) evaluates it too."""
+    if getattr(model, "lsd_head", None) is not None:
+        return model.forward_with_lsds(raw)
+    return model(raw), None
+
+
+def masked_mse(logits, target, mask):
+    """Mean squared error of sigmoid(logits) against ``target`` in [0, 1] (the LSD loss), within ``mask``."""
+    import torch
+
+    squared = (torch.sigmoid(logits.float()) - target) ** 2 * mask
+    return squared.sum() / mask.sum().clamp(min=1.0)
 
 
 def soft_dice_loss(logits, target, mask, eps: float = 1.0):
@@ -149,14 +166,17 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
     record: dict = {}
     for _ in range(start_step, end_step):
         step, batch = prefetch.get()
-        raw, target, weights, _ = (torch.from_numpy(a).to(device) for a in batch)
+        raw, target, weights, mask = (torch.from_numpy(a).to(device) for a in batch)
         model.train()
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            logits = model(raw)
-        target, weights = (crop_to(a, logits.shape[-3:]) for a in (target, weights))
-        loss = weighted_bce(logits, target, weights)
+            logits, lsd_logits = forward_for_training(model, raw)
+        target, weights, mask = (crop_to(a, logits.shape[-3:]) for a in (target, weights, mask))
+        n = logits.shape[1]  # the heads' channels; an LSD head's targets follow them
+        loss = weighted_bce(logits, target[:, :n], weights[:, :n])
         if tc.dice_weight:
-            loss = loss + tc.dice_weight * soft_dice_loss(logits, target, weights > 0)
+            loss = loss + tc.dice_weight * soft_dice_loss(logits, target[:, :n], weights[:, :n] > 0)
+        if lsd_logits is not None:
+            loss = loss + tc.lsd_weight * masked_mse(lsd_logits, target[:, n:], mask[:, n:])
         if tc.lr_schedule == "cosine":
             for group in optimizer.param_groups:
                 group["lr"] = tc.learning_rate * 0.5 * (1 + math.cos(math.pi * step / tc.steps))
@@ -189,7 +209,7 @@ def train(config: Config, progress: bool = True, stop_after: int | None = None) 
     if end_step == tc.steps:
         # the final weights alone (no optimizer state): the file to ship or share
         save_checkpoint(os.path.join(tc.out_dir, "model.pt"), model, mc, step=tc.steps,
-                        voxel_size_nm=tc.voxel_size_nm, precision=choice.precision, extra=card)
+                        voxel_size_nm=tc.voxel_size_nm, precision=choice.precision, extra=card, inference=True)
     if log_rows:
         plot_curve(tc.out_dir, log_rows)
     return record or (log_rows[-1] if log_rows else {})
@@ -223,15 +243,16 @@ def head_metrics(model_config, probabilities: np.ndarray, target: np.ndarray, ma
 def initialise_from(model, checkpoint: str) -> int:
     """Copy the tensors of ``checkpoint`` whose name and shape match ``model``'s; returns how many.
 
-    The trunk (everything but the 1x1x1 head) must match: only the head may differ.
+    The trunk (everything but the 1x1x1 heads) must match: only the heads may differ (a new LSD head
+    starts from random weights).
     """
     state = load_checkpoint(checkpoint)["model"]
     own = model.state_dict()
     matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    trunk_missing = sorted(k for k in own if k not in matching and not k.startswith("head."))
+    trunk_missing = sorted(k for k in own if k not in matching and not k.startswith(("head.", LSD_PREFIX)))
     if trunk_missing:
         raise ValueError(f"init_from {checkpoint!r} has another trunk: {', '.join(trunk_missing[:3])}"
-                         f"{' ...' if len(trunk_missing) > 3 else ''} differ (only the head may)")
+                         f"{' ...' if len(trunk_missing) > 3 else ''} differ (only the heads may)")
     model.load_state_dict(matching, strict=False)
     logger.info("initialised %d of %d tensors from %s", len(matching), len(own), checkpoint)
     return len(matching)
@@ -244,19 +265,25 @@ def validate(model, volumes, config: Config, device, autocast_dtype, n_patches: 
     from .unet import crop_to
 
     tc, mc = config.train, config.model
-    losses, metrics = [], []
+    losses, lsd_losses, metrics = [], [], []
     model.eval()
     with torch.no_grad():
         for i in range(n_patches):
             raw, target, weights, mask = make_batch(volumes, mc, tc, step=10**9 + i, validation=True)
             raw_t = torch.from_numpy(raw).to(device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                logits = model(raw_t)
+                logits, lsd_logits = forward_for_training(model, raw_t)
             target, weights, mask = (crop_to(a, logits.shape[-3:]) for a in (target, weights, mask))
-            losses.append(weighted_bce(logits, torch.from_numpy(target).to(device),
-                                       torch.from_numpy(weights).to(device)).item())
-            metrics.append(head_metrics(mc, torch.sigmoid(logits.float()).cpu().numpy(), target, mask))
-    return {"val_loss": float(np.mean(losses)), **{k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}}
+            n = logits.shape[1]
+            losses.append(weighted_bce(logits, torch.from_numpy(target[:, :n]).to(device),
+                                       torch.from_numpy(weights[:, :n]).to(device)).item())
+            if lsd_logits is not None:
+                lsd_losses.append(masked_mse(lsd_logits, torch.from_numpy(target[:, n:]).to(device),
+                                             torch.from_numpy(mask[:, n:]).to(device)).item())
+            metrics.append(head_metrics(mc, torch.sigmoid(logits.float()).cpu().numpy(), target[:, :n], mask[:, :n]))
+    lsd = {"val_lsd_loss": float(np.mean(lsd_losses))} if lsd_losses else {}
+    return {"val_loss": float(np.mean(losses)), **lsd,
+            **{k: float(np.mean([m[k] for m in metrics])) for k in metrics[0]}}
 
 
 def _read_log(out_dir: str, upto: int) -> list[dict]:
@@ -291,6 +318,8 @@ def plot_curve(out_dir: str, rows: list[dict]) -> str | None:
     ax1.plot(steps, [r["train_loss"] for r in rows], label="train loss")
     if "val_loss" in rows[-1]:
         ax1.plot(steps, [r.get("val_loss", math.nan) for r in rows], label="validation loss")
+        if "val_lsd_loss" in rows[-1]:
+            ax1.plot(steps, [r.get("val_lsd_loss", math.nan) for r in rows], label="validation LSD loss")
         for key in sorted(k for k in rows[-1] if k.startswith("val_") and k.endswith("_f1")):
             label = "boundary" if key == "val_affinity_f1" else key[4:-3].replace("_", " ")
             ax2.plot(steps, [r.get(key, math.nan) for r in rows], label=label)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig
+from .targets import LSD_CHANNELS
 
 
 class ConvPass(nn.Sequential):
@@ -50,9 +51,23 @@ class UNet3d(nn.Module):
             ConvPass(widths[i] + widths[i + 1], widths[i], config.padding) for i in range(len(widths) - 1)
         )
         self.head = nn.Conv3d(widths[0], config.out_channels, 1)
+        # training only: local shape descriptors from the same last feature map (model.lsd_head); without
+        # it the weights hold no lsd_head.* tensors, as before the head existed
+        self.lsd_head = nn.Conv3d(widths[0], len(LSD_CHANNELS), 1) if config.lsd_head else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Affinity logits, shape (batch, len(offsets), z, y, x)."""
+        """Affinity logits, shape (batch, len(offsets), z, y, x); an LSD head, if any, is not evaluated."""
+        return self.head(self.features(x))
+
+    def forward_with_lsds(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(output logits, LSD logits (batch, 10, z, y, x)) for training a model with ``lsd_head``."""
+        if self.lsd_head is None:
+            raise ValueError("the model has no LSD head (model.lsd_head = false)")
+        features = self.features(x)
+        return self.head(features), self.lsd_head(features)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature map (batch, widths[0], z, y, x), the input of the 1x1x1 heads."""
         skips = []
         for level, conv in enumerate(self.down):
             x = conv(x) if level else input_pass(conv, x)
@@ -65,7 +80,7 @@ class UNet3d(nn.Module):
             if self.config.padding == "valid":
                 skip = crop_to(skip, x.shape[-3:])
             x = self.up_conv[level](torch.cat([skip, x], dim=1))
-        return self.head(x)
+        return x
 
 
 def input_pass(conv_pass, x: torch.Tensor, first_conv=None, then=None) -> torch.Tensor:

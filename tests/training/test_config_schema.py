@@ -55,7 +55,7 @@ def test_an_unknown_key_is_refused_with_a_suggestion(tmp_path):
         _load(tmp_path, "[train]\n" + VOLUME.replace("voxel_size_nm = [8, 8, 8]", "voxel_size_nm = [8, 8, 8]\n"
                                                      "voxel_size = [8, 8, 8]"))
     with pytest.raises(ValueError, match=r"c\.yaml: unknown key 'model\.colour' \(known keys: in_channels, widths, "
-                                         "downsample, offsets, padding, outputs, network, z_context\\)$"):
+                                         "downsample, offsets, padding, outputs, network, z_context, lsd_head\\)$"):
         _load(tmp_path, "model:\n  widths: [4, 8]\n  downsample: [[1, 2, 2]]\n  colour: red\n", "c.yaml")
     with pytest.raises(ValueError, match=r"unknown key 'trian' \(did you mean 'train'\?\)"):
         _load(tmp_path, "[trian]\nsteps = 3\n")
