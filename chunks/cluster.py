@@ -84,7 +84,13 @@ def connect(scheduler=None, num_workers: int | None = None, warm_up: tuple[str, 
 
 
 def _set_up_workers(client, warm_up: tuple[str, ...]) -> None:
-    """Register :class:`chunks.worker_setup.WorkerSetup` (workers joining later run it too)."""
+    """Register :class:`chunks.worker_setup.WorkerSetup` (workers joining later run it too), once per client
+    and warm-up module: every stage connects with the run's client, and a registration waits for all workers."""
     from .worker_setup import WorkerSetup
 
-    client.register_plugin(WorkerSetup(tuple(warm_up)), name="connecto-worker-setup-" + "-".join(warm_up))
+    done = client.__dict__.setdefault("_connecto_worker_setup", set())  # the warm-up modules registered
+    missing = tuple(m for m in warm_up if m not in done)
+    if done and not missing:
+        return
+    client.register_plugin(WorkerSetup(missing), name="connecto-worker-setup-" + "-".join(missing))
+    done.update(missing or ("",))
