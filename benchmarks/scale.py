@@ -10,7 +10,7 @@ worker *processes* (``--workers``), so the driver and the workers are separate p
 - hierarchical agglomeration at every factor; the exact global mode beside it at the
   factors up to ``--global-up-to``;
 - time per voxel of each step, the driver's peak RSS and the largest worker's peak RSS
-  (``ru_maxrss`` of the process and of its children, read before any evaluation);
+  (each process's own ``VmHWM``, read before any evaluation);
 - fragment count, VOI/ARAND against the synthetic truth, and the VOI between the two modes;
 - with ``--speedup-at F``: the segment stage at factor F on 1 and on 2 workers.
 
@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -78,22 +77,31 @@ def prepare(folder: Path, shape, kind: str, noise: float) -> tuple[str, str]:
     return str(affs), str(truth / "labels.zarr")
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not ru_maxrss: across fork and exec Linux carries the parent's
+    peak into it, so a child started by a big parent would report the parent's memory."""
+    with open("/proc/self/status") as f:
+        return int(f.read().split("VmHWM:")[1].split()[0]) / 1024
+
+
 def child(ns) -> None:
     """One measurement, in its own process: segment, then rusage, then (not measured) evaluation."""
-    from connecto.segment.blockwise import SegmentParams, segment
+    from chunks.cluster import connect
+    from connecto.segment.blockwise import WARM_UP, SegmentParams, segment
 
     params = SegmentParams(agglomeration=ns.mode, min_size=ns.min_size)
     start = time.perf_counter()
-    result = segment(ns.affinities, ns.run_dir, thresholds=[ns.threshold], params=params, scheduler="local",
-                     num_workers=ns.workers, progress=False, overwrite=True)
+    with connect("local", ns.workers, warm_up=WARM_UP) as client:  # what segment(scheduler="local") starts
+        result = segment(ns.affinities, ns.run_dir, thresholds=[ns.threshold], params=params, scheduler=client,
+                         num_workers=ns.workers, progress=False, overwrite=True)
+        workers_mb = max(client.run(peak_rss_mb).values())
     seconds = time.perf_counter() - start
-    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    driver_mb = peak_rss_mb()
     from connecto.segment.evaluate import evaluate
 
     truth = evaluate(result.segmentation.url.original or str(result.segmentation.url.path), ns.labels)
     row = {"seconds": round(seconds, 2), "steps": {k: round(v, 2) for k, v in result.seconds.items()},
-           "driver_peak_rss_mb": round(self_kb / 1024, 1), "largest_worker_peak_rss_mb": round(children_kb / 1024, 1),
+           "driver_peak_rss_mb": round(driver_mb, 1), "largest_worker_peak_rss_mb": round(workers_mb, 1),
            "fragments": int(result.history.fragment_ids.size), "segments": int(truth.num_segments),
            "voi_split": round(truth.voi_split, 4), "voi_merge": round(truth.voi_merge, 4),
            "voi_sum": round(truth.voi_sum, 4), "arand": round(truth.arand, 4)}
