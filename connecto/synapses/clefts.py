@@ -189,11 +189,12 @@ def is_volume_spec(spec: str) -> bool:
 
 
 def detect_to_h5(model, state: dict, spec: str, out: str, *, threshold: float = 0.5, min_area_nm2: float = 2000.0,
-                 force: bool = False) -> dict:
+                 force: bool = False, objects_of=None, method: str = "threshold") -> dict:
     """Detect clefts in the stack ``spec`` (FILE.h5:DATASET or a volume URL) with a cleft model and write ``out``
     (HDF5): dataset ``clefts`` (uint64 object ids, the input's shape) and ``synapses`` (the table), and the table
     as ``<out without .h5>.synapses.csv``. The model card is checked first: another voxel size is refused
-    unless ``force``, far intensities warn. Returns a summary."""
+    unless ``force``, far intensities warn. ``objects_of(raw, probability, voxel_size_nm)``, when given, makes the
+    cleft objects instead of :func:`cleft_objects` (``method`` names it in the file). Returns a summary."""
     import time
 
     import h5py
@@ -210,11 +211,15 @@ def detect_to_h5(model, state: dict, spec: str, out: str, *, threshold: float = 
     voxel = voxel or card_of(state).get("voxel_size_nm")
     started = time.perf_counter()
     probability = predict_clefts(model, raw)
-    objects = cleft_objects(probability, voxel, threshold=threshold, min_area_nm2=min_area_nm2)
+    if objects_of is None:
+        objects = cleft_objects(probability, voxel, threshold=threshold, min_area_nm2=min_area_nm2)
+        attrs = {"method": method, "threshold": threshold, "min_area_nm2": min_area_nm2}
+    else:
+        objects, attrs = objects_of(raw, probability, voxel), {"method": method}
     table = synapse_table(objects, probability, voxel)
     with h5py.File(out, "w") as f:
         ds = f.create_dataset("clefts", data=objects, compression="gzip", chunks=True)
-        ds.attrs.update({"voxel_size_nm": voxel, "threshold": threshold, "min_area_nm2": min_area_nm2})
+        ds.attrs.update({"voxel_size_nm": voxel, **attrs})
         f.create_dataset("synapses", data=table.to_records(index=False))
     table.to_csv(os.path.splitext(out)[0] + ".synapses.csv", index=False)
     return {"input": spec, "shape": list(raw.shape), "voxel_size_nm": voxel, "clefts_out": out,

@@ -1,6 +1,7 @@
 """The cleft model on real ssTEM (a crop of ../shared/data/vnc): training with a model card, the
-random-forest baseline, the benchmark's --predict output, evaluate-synapses on cleft volumes, and
-the model card's warning for the synthetic synapse model on FIB-25."""
+random-forest baseline, the rescored candidate profiles, the benchmark's --predict output,
+evaluate-synapses on cleft volumes, and the model card's warning for the synthetic synapse model
+on FIB-25."""
 
 import importlib.util
 import json
@@ -83,7 +84,7 @@ def test_training_writes_a_model_card_and_predict_writes_cleft_ids(vnc, tmp_path
         f["raw"] = raw[:5]
     out = tmp_path / "out.h5"
     detection = {"threshold": 0.5, "min_area_nm2": 0.0}
-    summary = _benchmark().predict_out(model, state, detection, f"{held_out}:raw", str(out), force=False)
+    summary = _benchmark().predict_out(model, state, "unet", detection, f"{held_out}:raw", str(out), force=False)
     with h5py.File(out, "r") as f:
         assert f["clefts"].shape == (5, 128, 128) and f["clefts"].dtype == np.uint64
         assert int(f["clefts"][:].max()) == summary["clefts"] == len(f["synapses"])
@@ -103,7 +104,7 @@ def test_training_writes_a_model_card_and_predict_writes_cleft_ids(vnc, tmp_path
     with h5py.File(tmp_path / "fib_like.h5", "w") as f:
         f.create_dataset("raw", data=raw[:5]).attrs["voxel_size_nm"] = [10.0, 10.0, 10.0]
     with pytest.raises(SystemExit, match=r"voxel size 10x10x10 nm, the model was trained at 50x4\.6x4\.6 nm.*--force"):
-        _benchmark().predict_out(model, state, detection, f"{tmp_path / 'fib_like.h5'}:raw", str(out), force=False)
+        _benchmark().predict_out(model, state, "unet", detection, f"{tmp_path / 'fib_like.h5'}:raw", str(out), force=False)
 
 
 def test_synthetic_synapse_model_warns_on_fib25(shared_data, caplog):
@@ -206,12 +207,30 @@ validation_slab_z = [9, 12]
     printed = capsys.readouterr().out
     assert "2D profiles F1" in printed and "random forest" in printed
     results = json.loads((tmp_path / "r.json").read_text())
-    for method in ("unet", "random_forest"):
-        validation = results["methods"][method]["validation"]
-        assert validation["profiles_2d"]["true"] == 4 and 0.0 <= validation["profiles_2d"]["f1"] <= 1.0
-        assert results["methods"][method]["trained_in_this_run"]
+    bench = _benchmark()
+    assert f"{bench.LABELS[bench.METHOD]} *" in printed  # the fixed default, beside the other methods of the run
+    assert set(results["methods"]) == set(bench.METHODS) == {"unet", "random_forest", "geometric_mean", "rescored",
+                                                             "forest_unet"}
+    for method in bench.METHODS:
+        x = results["methods"][method]
+        validation, tuning = x["validation"]["profiles_2d"], x["detection"]["tuning_profiles_2d"]
+        assert validation["true"] == 4 and 0.0 <= validation["f1"] <= 1.0
+        assert tuning["f1"] == x["detection"]["tuning_profile_f1"]
+        pooled = x["pooled_tuning_and_validation_profiles_2d"]  # counts summed over 9..14, not F1s averaged
+        assert [pooled[k] for k in ("matched", "predicted", "true")] == [
+            tuning[k] + validation[k] for k in ("matched", "predicted", "true")]
+        assert x["trained_in_this_run"]
+    best = max(results["methods"][m]["pooled_tuning_and_validation_profiles_2d"]["f1"] for m in bench.METHODS)
+    assert results["methods"][results["best_pooled_method"]]["pooled_tuning_and_validation_profiles_2d"]["f1"] == best
+    assert "best pooled 2D-profile F1 over sections 9..14" in printed
+    assert results["method"] == results["default_method"] == bench.METHOD
+    rescored = results["methods"]["rescored"]
+    assert rescored["detection"]["score_cut"] in bench.SCORE_CUTS
+    assert rescored["detection"]["candidate_threshold"] == 0.5
+    assert rescored["detection"]["profile_classifier"] == "extra_trees"
     with h5py.File(tmp_path / "out.h5", "r") as f:
         assert f["clefts"].shape == (5, 128, 128) and f["clefts"].dtype == np.uint64
+        assert f["clefts"].attrs["method"] == bench.METHOD
     assert _benchmark().main(args) == 0  # the second run reuses both models
     again = json.loads((tmp_path / "r.json").read_text())
     assert not again["methods"]["unet"]["trained_in_this_run"]
@@ -264,3 +283,100 @@ def test_a_cosine_schedule_ends_near_zero(vnc, tmp_path):
     state = load_checkpoint(str(tmp_path / "run" / "checkpoint_4.pt"), map_location=torch.device("cpu"))
     lr = state["optimizer"]["param_groups"][0]["lr"]
     assert lr == pytest.approx(0.01 * 0.5 * (1 + np.cos(np.pi * 3 / 4)))  # the last step's: 3 of 4 done
+
+
+def _candidate_stack(seed: int):
+    """A stack (3 sections of 96^2) of U-Net-like probabilities: true clefts (long, bright in the forest's map too,
+    dark in raw, continued in the next section) and cleft-like false places (as bright for the U-Net, dim in the
+    forest's map, not continued); and its truth."""
+    rng = np.random.default_rng(seed)
+    unet = rng.uniform(0, 0.3, (3, 96, 96)).astype(np.float32)
+    forest = rng.uniform(0, 0.3, unet.shape).astype(np.float32)
+    raw = rng.integers(150, 200, unet.shape).astype(np.uint8)
+    truth = np.zeros(unet.shape, np.uint8)
+    for y in (10, 40, 70):
+        x = int(rng.integers(5, 40))
+        truth[0:2, y:y + 4, x:x + 30] = 1  # a true cleft in sections 0 and 1
+        unet[0:2, y:y + 4, x:x + 30] = 0.95
+        forest[0:2, y:y + 4, x:x + 30] = 0.9
+        raw[0:2, y:y + 4, x:x + 30] = 60
+        unet[2, y + 10:y + 14, x + 40:x + 50] = 0.95  # a false one, in section 2 only
+        forest[2, y + 10:y + 14, x + 40:x + 50] = 0.2
+    return unet, forest, raw, truth
+
+
+def test_candidate_profiles_describe_each_profile_without_the_truth():
+    from connecto.synapses.rescore import FEATURES, candidate_labels, candidate_profiles
+
+    unet, forest, raw, truth = _candidate_stack(0)
+    candidates, table = candidate_profiles(unet, forest, raw, candidate_threshold=0.5)
+    assert candidates.dtype == np.uint64 and len(table) == 9 and list(table.columns) == ["id", "z", *FEATURES]
+    assert sorted(table["z"].value_counts().to_dict().items()) == [(0, 3), (1, 3), (2, 3)]
+    assert set(table["area"]) == {120, 40}
+    true_rows = table["z"] < 2
+    assert (table.loc[true_rows, "link_sections"] == 1).all() and (table.loc[~true_rows, "link_sections"] == 0).all()
+    assert (table.loc[true_rows, "forest_mean"] > 0.85).all() and (table.loc[~true_rows, "forest_mean"] < 0.25).all()
+    assert (table.loc[true_rows, "ring_contrast"] > 50).all()  # dark inside, bright around
+    assert list(candidate_labels(candidates, table, truth)) == list(true_rows.astype(int))
+    with pytest.raises(ValueError, match="one shape"):
+        candidate_profiles(unet, forest[:2], raw)
+
+
+def test_the_profile_classifier_keeps_true_profiles_and_drops_cleft_like_ones():
+    from connecto.synapses.cleft_metrics import match_objects
+    from connecto.synapses.clefts import cleft_objects, profiles
+    from connecto.synapses.rescore import ProfileClassifier, candidate_labels, candidate_profiles, rescored_clefts
+
+    unet, forest, raw, truth = _candidate_stack(1)
+    candidates, table = candidate_profiles(unet, forest, raw)
+    classifier = ProfileClassifier(n_estimators=50, n_jobs=1).fit(table, candidate_labels(candidates, table, truth))
+    unet2, forest2, raw2, truth2 = _candidate_stack(2)  # an unseen stack
+    objects = rescored_clefts(unet2, forest2, raw2, classifier, cut=0.5)
+    assert match_objects(profiles(objects), profiles(truth2))["f1"] == 1.0
+    assert objects.max() == 3  # 3D objects: each true cleft's two profiles linked
+    # the U-Net's threshold alone keeps the 3 false profiles with the 6 true ones
+    plain = match_objects(profiles(cleft_objects(unet2, VOXEL, threshold=0.5, min_area_nm2=0)), profiles(truth2))
+    assert (plain["matched"], plain["predicted"]) == (6, 9)
+    candidates2, table2 = candidate_profiles(unet2, forest2, raw2)
+    cut = _benchmark().choose_cut(candidates2, table2, classifier.score(table2), truth2)
+    assert cut["tuning_profile_f1"] == 1.0 and cut["score_cut"] in _benchmark().SCORE_CUTS
+    # one kind of candidate only (e.g. a barely trained U-Net): one score for all, no error
+    single = ProfileClassifier(n_jobs=1).fit(table, np.zeros(len(table), int))
+    assert (single.score(table) == 0).all()
+    with pytest.raises(ValueError, match="one label per candidate"):
+        ProfileClassifier(n_jobs=1).fit(table, np.zeros(2, int))
+
+
+def test_the_forest_with_unet_features_uses_both_the_image_and_the_unet():
+    from connecto.synapses.baseline import PixelClassifier
+    from connecto.synapses.cleft_metrics import match_objects
+    from connecto.synapses.clefts import cleft_objects, profiles
+    from connecto.synapses.rescore import ForestWithUNet
+
+    settings = {"n_estimators": 20, "positives": 720, "negatives": 6000, "n_jobs": 1}
+    unet, _, raw, truth = _candidate_stack(1)
+    unet2, _, raw2, truth2 = _candidate_stack(2)  # an unseen stack
+
+    def f1(probability, truth):
+        return match_objects(profiles(cleft_objects(probability, VOXEL, threshold=0.5, min_area_nm2=0)),
+                             profiles(truth))
+
+    # the U-Net's cleft-like false places are bright in raw: the image drops them
+    forest = ForestWithUNet(**settings).fit(raw, unet, truth)
+    probability = forest.predict(raw2, unet2)
+    assert probability.shape == raw2.shape and probability.dtype == np.float32
+    assert f1(probability, truth2)["f1"] == 1.0
+    assert (f1(unet2, truth2)["matched"], f1(unet2, truth2)["predicted"]) == (6, 9)  # the U-Net alone keeps them
+    # raw without any cleft contrast: only the U-Net's probability tells clefts apart
+    def flat(stack, seed):
+        unet, _, _, truth = stack
+        unet = np.where(truth > 0, unet, np.minimum(unet, 0.3))
+        return np.random.default_rng(seed).integers(100, 200, unet.shape).astype(np.uint8), unet, truth
+
+    raw, unet, truth = flat(_candidate_stack(1), 0)
+    raw2, unet2, truth2 = flat(_candidate_stack(2), 1)
+    assert f1(ForestWithUNet(**settings).fit(raw, unet, truth).predict(raw2, unet2), truth2)["f1"] == 1.0
+    image_only = PixelClassifier(**settings).fit(raw, truth).predict(raw2)
+    assert f1(image_only, truth2)["f1"] < 0.5
+    with pytest.raises(ValueError, match="one shape"):
+        forest.predict(raw2, unet2[:2])
