@@ -110,20 +110,26 @@ def training_seconds(rows: list[dict]) -> float:
 def train_forest(raw: np.ndarray, clefts: np.ndarray, directory: str, seed: int = 0, trees: int = 100):
     """The random-forest baseline trained on the training sections (cached as forest.joblib), the training seconds,
     and whether it was trained now."""
-    import joblib
-
     from connecto.synapses.baseline import PixelClassifier
 
     path = os.path.join(directory, f"forest{'' if trees == 100 else trees}.joblib")
+    return _cached_forest(path, lambda: PixelClassifier(n_estimators=trees, seed=seed, n_jobs=-1).fit(
+        raw[slice(*TRAIN)], clefts[slice(*TRAIN)]))
+
+
+def _cached_forest(path: str, fit):
+    """(the forest at ``path``, or ``fit()`` saved there; its training seconds; whether it was trained now)."""
+    import joblib
+
     if os.path.exists(path):
         forest = joblib.load(path)
         forest.forest.n_jobs = -1  # every core for prediction
         with open(path + ".json") as f:
             return forest, float(json.load(f)["seconds"]), False
     started = time.perf_counter()
-    forest = PixelClassifier(n_estimators=trees, seed=seed, n_jobs=-1).fit(raw[slice(*TRAIN)], clefts[slice(*TRAIN)])
+    forest = fit()
     seconds = time.perf_counter() - started
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".json", "w") as f:
         json.dump({"seconds": seconds}, f)
     joblib.dump(forest, path + ".tmp")
@@ -136,26 +142,12 @@ def train_forest_unet(raw: np.ndarray, unet: np.ndarray, clefts: np.ndarray, dir
     """The random forest on its filter features plus the U-Net's probability and smoothings, trained on the training
     sections (cached beside the U-Net it depends on as forest_unet.joblib), the training seconds, and whether it was
     trained now."""
-    import joblib
-
     from connecto.synapses.rescore import ForestWithUNet
 
     path = os.path.join(directory, f"forest_unet{'' if trees == 100 else trees}.joblib")
-    if os.path.exists(path):
-        forest = joblib.load(path)
-        forest.forest.n_jobs = -1
-        with open(path + ".json") as f:
-            return forest, float(json.load(f)["seconds"]), False
-    started = time.perf_counter()
     train = slice(*TRAIN)
-    forest = ForestWithUNet(n_estimators=trees, seed=seed, n_jobs=-1).fit(raw[train], unet[train], clefts[train])
-    seconds = time.perf_counter() - started
-    os.makedirs(directory, exist_ok=True)
-    with open(path + ".json", "w") as f:
-        json.dump({"seconds": seconds}, f)
-    joblib.dump(forest, path + ".tmp")
-    os.replace(path + ".tmp", path)
-    return forest, seconds, True
+    return _cached_forest(path, lambda: ForestWithUNet(n_estimators=trees, seed=seed, n_jobs=-1).fit(
+        raw[train], unet[train], clefts[train]))
 
 
 def counts(result: dict) -> dict:
