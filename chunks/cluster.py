@@ -88,9 +88,9 @@ def _set_up_workers(client, warm_up: tuple[str, ...]) -> None:
     and warm-up module: every stage connects with the run's client, and a registration waits for all workers."""
     from .worker_setup import WorkerSetup
 
-    done = client.__dict__.setdefault("_connecto_worker_setup", set())  # the warm-up modules registered
-    missing = tuple(m for m in warm_up if m not in done)
-    if done and not missing:
+    registered = client.__dict__.get("_connecto_worker_setup")  # the warm-up modules, once set up
+    missing = tuple(m for m in warm_up if m not in (registered or ()))
+    if registered is not None and not missing:
         return
     client.register_plugin(WorkerSetup(missing), name="connecto-worker-setup-" + "-".join(missing))
-    done.update(missing or ("",))
+    client.__dict__["_connecto_worker_setup"] = (registered or set()) | set(missing)

@@ -58,6 +58,7 @@ from .graph_store import (
     read_history,
     read_table,
     remove_folder,
+    save_mapping,
     write_block_mappings,
     write_history,
     write_mapping,
@@ -277,8 +278,8 @@ def agglomerate_run(run_dir: str, params: SegmentParams = DEFAULT_PARAMS, *, edg
 def write_mappings(run_dir: str, history: MergeHistory, threshold: float, params: SegmentParams, id_stride: int,
                    **tables) -> tuple[str, str]:
     """The mapping at ``threshold`` as one table and split per block: (its path, the per-block folder)."""
-    mapping_path = write_mapping(run_dir, history, threshold, params, **tables)
-    return mapping_path, write_block_mappings(read_table(mapping_path), run_dir, threshold, id_stride)
+    mapping = final_mapping(run_dir, history, threshold, params, **tables)  # computed once, not read back
+    return save_mapping(run_dir, mapping, threshold), write_block_mappings(mapping, run_dir, threshold, id_stride)
 
 
 def relabel_volume(fragments: Volume, mapping_path: str, out_url: str, *, id_stride: int, block_shape=None,

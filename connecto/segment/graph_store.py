@@ -116,10 +116,14 @@ def write_mapping(run_dir: str, history: MergeHistory, threshold: float,
 
     ``tables``: ``edges`` and ``fragments`` if already read (see :func:`final_mapping`).
     """
-    name = f"mapping-{threshold:.4f}"
-    mapping = final_mapping(run_dir, history, threshold, params, **tables)
-    write_table(mapping, run_dir, "agglomeration", f"{name}.parquet")
-    return join(run_dir, "agglomeration", f"{name}.parquet")
+    return save_mapping(run_dir, final_mapping(run_dir, history, threshold, params, **tables), threshold)
+
+
+def save_mapping(run_dir: str, mapping: pd.DataFrame, threshold: float) -> str:
+    """Write ``mapping`` (fragment -> segment) as the run's mapping at ``threshold``; returns its path."""
+    name = f"mapping-{threshold:.4f}.parquet"
+    write_table(mapping, run_dir, "agglomeration", name)
+    return join(run_dir, "agglomeration", name)
 
 
 def write_block_mappings(mapping: pd.DataFrame, run_dir: str, threshold: float, id_stride: int) -> str:
