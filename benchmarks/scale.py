@@ -77,16 +77,10 @@ def prepare(folder: Path, shape, kind: str, noise: float) -> tuple[str, str]:
     return str(affs), str(truth / "labels.zarr")
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM). Not ru_maxrss: across fork and exec Linux carries the parent's
-    peak into it, so a child started by a big parent would report the parent's memory."""
-    with open("/proc/self/status") as f:
-        return int(f.read().split("VmHWM:")[1].split()[0]) / 1024
-
-
 def child(ns) -> None:
     """One measurement, in its own process: segment, then rusage, then (not measured) evaluation."""
     from chunks.cluster import connect
+    from chunks.memory import peak_rss_mb  # VmHWM: ru_maxrss would carry the parent's peak over fork and exec
     from connecto.segment.blockwise import WARM_UP, SegmentParams, segment
 
     params = SegmentParams(agglomeration=ns.mode, min_size=ns.min_size)

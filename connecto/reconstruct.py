@@ -37,9 +37,10 @@ from pydantic import AfterValidator
 
 from chunks import open_volume
 from chunks.cluster import connect
+from chunks.memory import peak_rss_mb
 from connecto.defaults import DEFAULT_SCHEDULER, DEFAULT_THRESHOLD
-from connecto.segment.graph_store import join as _in_run  # a path in a run directory, local or in a bucket
 from connecto.segment.blockwise import WARM_UP as SEGMENT_WARM_UP
+from connecto.segment.graph_store import join as _in_run  # a path in a run directory, local or in a bucket
 from connecto.segment.params import AGGLOMERATIONS, METHODS, SegmentParams, default
 from training.precision import PRECISIONS
 from training.schema import (
@@ -200,7 +201,7 @@ class _RunRecord:
         self.save()
 
     def finish(self, stage: str, seconds: float, **extra) -> None:
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_mb = peak_rss_mb()  # VmHWM: ru_maxrss can be a parent's peak carried over fork and exec
         workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         self.data["stages"][stage].update({"complete": True, "seconds": round(seconds, 2),
                                            "peak_memory_mb_driver": round(peak_mb, 1),

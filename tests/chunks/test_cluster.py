@@ -188,11 +188,6 @@ def _codec_pool_width_after_a_read(url):
     return zarr.core.sync._executor._max_workers
 
 
-def _peak_rss_mb() -> float:
-    with open("/proc/self/status") as f:  # VmHWM: this process's own peak (ru_maxrss can be the parent's)
-        return int(f.read().split("VmHWM:")[1].split()[0]) / 1024
-
-
 def _segment_kernels_loaded():
     from connecto.segment import absorb, greedy, unionfind
 
@@ -238,7 +233,9 @@ def test_a_volume_whose_global_step_kills_a_worker_segments_hierarchically_on_th
     result = segment(affs, run, params=params, block_shape=(32, 128, 128), scheduler=address, progress=False)
     log = (tmp_path / "cluster.log").read_text()
     assert "exceeded" not in log and "Restarting worker" not in log, log[-2000:]
-    peaks = client.run(_peak_rss_mb)
+    from chunks.memory import peak_rss_mb
+
+    peaks = client.run(peak_rss_mb)
     assert max(peaks.values()) < 0.8 * 750, peaks  # below where dask pauses a worker, too
     truth = evaluate(result.segmentation.read(), labels)
     assert truth.voi_sum < 0.3, truth
